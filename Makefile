@@ -1,0 +1,36 @@
+# The two commands of the README: `make reproduce` and `make test`.
+# Each creates or updates the virtual environment in .venv when pyproject.toml changes.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.fmlib-installed
+PROFILE ?= paper
+FORCE ?= 0
+
+.PHONY: test reproduce venv lint bench clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	# tinysoundfont declares pyaudio (playback only, needs portaudio headers); we only
+	# render offline, so it is installed without its dependencies.
+	$(PY) -m pip install --quiet --no-deps 'tinysoundfont>=0.3.7'
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+reproduce: $(STAMP)
+	$(PY) -m fmlib reproduce --profile $(PROFILE) $(if $(filter 1,$(FORCE)),--force,)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check fmlib tests && $(VENV)/bin/ruff format --check fmlib tests
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_synth.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,5 @@
+import sys
+
+from fmlib.cli import main
+
+sys.exit(main())

@@ -1,0 +1,149 @@
+"""The parameter specification: every synthesizer parameter declared once.
+
+Validation (:mod:`fmlib.patch`), the dataset sampler (:mod:`fmlib.sampler`), the CNN's
+target order and post-processing (:mod:`fmlib.model`) and the notebook sliders
+(:mod:`fmlib.widgets`) all read :data:`PARAMS`; nothing else repeats a range.
+
+Two kinds of limits are declared for each parameter:
+
+* ``low``/``high``: the paper's range (section 5.1.2 and Table 1). The sampler draws
+  inside it, predictions are clipped to it, sliders span it.
+* ``valid_low``/``valid_high`` (+ ``low_inclusive``): what the renderer accepts. It is
+  wider, because values outside the paper's range can still be meaningful (an index
+  of 10, a 2 s release), but nonsense (a negative time, a zero ratio) is rejected.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+#: Sample rate of the internal render, Hz (paper, section 5.1.1).
+RENDER_SAMPLE_RATE = 48_000
+#: Sample rate of every output, dataset and model input, Hz (NSynth's rate).
+SAMPLE_RATE = 16_000
+#: Default note length and note-off time, s (NSynth: 4 s notes released at 3 s).
+DURATION_S = 4.0
+NOTE_OFF_S = 3.0
+#: Number of modulators M1..M5 (plus one carrier makes 6 operators).
+N_MODULATORS = 5
+
+#: The discrete ratios drawn with probability 0.9 and used to snap predictions.
+#: The paper prints "1/8, 1/6, ..., 2, 3, 54, ..., 8" (garbled); our reading is every
+#: 1/k and every k for k = 1..8. Configurable through the sampler's ``ratio_set``.
+DISCRETE_RATIOS: tuple[float, ...] = tuple(
+    sorted({float(Fraction(1, k)) for k in range(1, 9)} | {float(k) for k in range(1, 9)})
+)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One synthesizer parameter.
+
+    Attributes:
+        name: Column name in ``params.csv`` and key in the flat parameter vector.
+        unit: Physical unit ("Hz", "ratio", "rad", "s", "level").
+        low, high: The paper's range; sampler, clipping and sliders use it.
+        scale: "linear" or "log": how a slider or a [0, 1] mapping spaces values.
+        description: One sentence for docs and widget tooltips.
+        valid_low, valid_high: Hard limits the renderer accepts.
+        low_inclusive: Whether ``valid_low`` itself is accepted.
+    """
+
+    name: str
+    unit: str
+    low: float
+    high: float
+    scale: str
+    description: str
+    valid_low: float
+    valid_high: float
+    low_inclusive: bool
+
+    def to_unit(self, value: float) -> float:
+        """Map a value in [low, high] to [0, 1] on this parameter's scale."""
+        if self.scale == "log":
+            return (math.log(value) - math.log(self.low)) / (
+                math.log(self.high) - math.log(self.low)
+            )
+        return (value - self.low) / (self.high - self.low)
+
+    def from_unit(self, u: float) -> float:
+        """Inverse of :meth:`to_unit`."""
+        if self.scale == "log":
+            return math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        return self.low + u * (self.high - self.low)
+
+    def is_valid(self, value: float) -> bool:
+        """True when the renderer accepts ``value`` (finite and within the hard limits)."""
+        if not math.isfinite(value):
+            return False
+        above = value >= self.valid_low if self.low_inclusive else value > self.valid_low
+        return above and value <= self.valid_high
+
+    def valid_text(self) -> str:
+        """Human-readable statement of the hard limits, for error messages."""
+        op = ">=" if self.low_inclusive else ">"
+        return f"a finite number {op} {self.valid_low:g} and <= {self.valid_high:g} {self.unit}"
+
+
+def _p(name, unit, low, high, scale, description, valid_low, valid_high, low_inclusive):
+    return ParamSpec(name, unit, low, high, scale, description, valid_low, valid_high, low_inclusive)
+
+
+CARRIER = _p(
+    "carrier_hz", "Hz", 20.0, 6000.0, "log",
+    "Carrier frequency; modulators run at ratio x carrier.",
+    0.0, RENDER_SAMPLE_RATE / 2, False,
+)
+RATIO = _p(
+    "ratio", "ratio", 1 / 8, 8.0, "log",
+    "Modulator frequency divided by carrier frequency.",
+    0.0, 64.0, False,
+)
+INDEX = _p(
+    "index", "rad", 0.0, 8.0, "linear",
+    "Modulation index beta: peak phase deviation the modulator adds to its target.",
+    0.0, 100.0, True,
+)
+ATTACK = _p(
+    "attack_s", "s", 0.005, 0.5, "linear",
+    "Linear rise from 0 to 1 at note-on.", 0.0, 60.0, True,
+)
+DECAY = _p(
+    "decay_s", "s", 0.02, 0.6, "linear",
+    "Linear fall from 1 to the sustain level after the attack.", 0.0, 60.0, True,
+)
+SUSTAIN = _p(
+    "sustain", "level", 0.1, 0.9, "linear",
+    "Level held from the end of the decay until note-off (0 to 1).", 0.0, 1.0, True,
+)
+RELEASE = _p(
+    "release_s", "s", 0.05, 0.8, "linear",
+    "Linear fall from the level at note-off to 0.", 0.0, 60.0, True,
+)
+
+ENVELOPE_PARAMS: tuple[ParamSpec, ...] = (ATTACK, DECAY, SUSTAIN, RELEASE)
+
+#: The 15 parameters of one note in the canonical flat order used by ``params.csv``,
+#: the CNN's targets and its predictions.
+TARGET_NAMES: tuple[str, ...] = (
+    ("carrier_hz",)
+    + tuple(f"ratio_{i}" for i in range(1, N_MODULATORS + 1))
+    + tuple(f"index_{i}" for i in range(1, N_MODULATORS + 1))
+    + tuple(p.name for p in ENVELOPE_PARAMS)
+)
+
+
+def spec_for(name: str) -> ParamSpec:
+    """The :class:`ParamSpec` behind a flat name such as ``"ratio_3"`` or ``"sustain"``."""
+    base = name.rsplit("_", 1)[0] if name[-1].isdigit() else name
+    for p in (CARRIER, RATIO, INDEX, *ENVELOPE_PARAMS):
+        if p.name == base:
+            return p
+    raise KeyError(name)
+
+
+#: Every flat parameter name mapped to its spec, in :data:`TARGET_NAMES` order.
+PARAMS: dict[str, ParamSpec] = {name: spec_for(name) for name in TARGET_NAMES}

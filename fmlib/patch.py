@@ -1,0 +1,208 @@
+"""The patch: one sound's parameters, its JSON format and its validation.
+
+A patch JSON document has exactly this shape (extra keys are allowed and ignored)::
+
+    {"algorithm": "dx7_18", "carrier_hz": 440.0,
+     "modulators": [{"ratio": 2.0, "index": 1.5}, ... five entries, M1 first ...],
+     "envelope": {"attack_s": 0.01, "decay_s": 0.2, "sustain": 0.6, "release_s": 0.3}}
+
+Validation reads the limits of :mod:`fmlib.params`; every error names the field and
+what is valid.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fmlib import params as P
+from fmlib.algorithms import DEFAULT_ALGORITHM, get_algorithm
+from fmlib.errors import InputError, MissingFileError
+
+
+@dataclass(frozen=True)
+class Modulator:
+    """One modulator: frequency ``ratio`` x carrier, modulation ``index`` in radians."""
+
+    ratio: float
+    index: float
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Linear ADSR: times in seconds, ``sustain`` a level in [0, 1]."""
+
+    attack_s: float
+    decay_s: float
+    sustain: float
+    release_s: float
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A complete, validated synthesizer patch (build it with :func:`patch_from_dict`)."""
+
+    algorithm: str
+    carrier_hz: float
+    modulators: tuple[Modulator, ...]
+    envelope: Envelope
+
+    def to_dict(self) -> dict[str, Any]:
+        """The patch in its JSON shape (plain floats)."""
+        return {
+            "algorithm": self.algorithm,
+            "carrier_hz": float(self.carrier_hz),
+            "modulators": [
+                {"ratio": float(m.ratio), "index": float(m.index)} for m in self.modulators
+            ],
+            "envelope": {
+                "attack_s": float(self.envelope.attack_s),
+                "decay_s": float(self.envelope.decay_s),
+                "sustain": float(self.envelope.sustain),
+                "release_s": float(self.envelope.release_s),
+            },
+        }
+
+    def to_vector(self) -> np.ndarray:
+        """The 15 parameters in :data:`fmlib.params.TARGET_NAMES` order, float64."""
+        e = self.envelope
+        return np.array(
+            [self.carrier_hz]
+            + [m.ratio for m in self.modulators]
+            + [m.index for m in self.modulators]
+            + [e.attack_s, e.decay_s, e.sustain, e.release_s],
+            dtype=np.float64,
+        )
+
+
+def _number(value: Any, field: str, spec: P.ParamSpec) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InputError(
+            f"{field}: expected a number, got {type(value).__name__} {value!r}; "
+            f"valid: {spec.valid_text()}"
+        )
+    x = float(value)
+    if not spec.is_valid(x):
+        raise InputError(f"{field}: {x!r} is not valid; valid: {spec.valid_text()}")
+    return x
+
+
+def _mapping(value: Any, field: str) -> dict:
+    if not isinstance(value, dict):
+        raise InputError(f"{field}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _key(d: dict, key: str, where: str) -> Any:
+    if key not in d:
+        raise InputError(f"{where}{key}: missing key")
+    return d[key]
+
+
+def patch_from_dict(d: Any) -> Patch:
+    """Validate a plain dict in the JSON shape and return a :class:`Patch`.
+
+    Raises:
+        InputError: naming the first invalid field and what is valid.
+    """
+    if isinstance(d, Patch):
+        return d
+    d = _mapping(d, "patch")
+    algorithm = d.get("algorithm", DEFAULT_ALGORITHM)
+    if not isinstance(algorithm, str):
+        raise InputError(f"algorithm: expected a string, got {type(algorithm).__name__}")
+    get_algorithm(algorithm)
+    carrier_hz = _number(_key(d, "carrier_hz", ""), "carrier_hz", P.CARRIER)
+    mods = _key(d, "modulators", "")
+    if not isinstance(mods, list):
+        raise InputError(f"modulators: expected a list of {P.N_MODULATORS} objects")
+    if len(mods) != P.N_MODULATORS:
+        raise InputError(
+            f"modulators: expected exactly {P.N_MODULATORS} entries (M1..M5), got {len(mods)}"
+        )
+    modulators = []
+    for i, m in enumerate(mods, start=1):
+        where = f"modulators[{i - 1}] (M{i})"
+        m = _mapping(m, where)
+        modulators.append(
+            Modulator(
+                ratio=_number(_key(m, "ratio", where + "."), where + ".ratio", P.RATIO),
+                index=_number(_key(m, "index", where + "."), where + ".index", P.INDEX),
+            )
+        )
+    env = _mapping(_key(d, "envelope", ""), "envelope")
+    values = {
+        spec.name: _number(_key(env, spec.name, "envelope."), f"envelope.{spec.name}", spec)
+        for spec in P.ENVELOPE_PARAMS
+    }
+    return Patch(algorithm, carrier_hz, tuple(modulators), Envelope(**values))
+
+
+def patch_from_vector(vector: Any, *, algorithm: str = DEFAULT_ALGORITHM) -> Patch:
+    """Build a patch from 15 values in :data:`fmlib.params.TARGET_NAMES` order."""
+    v = np.asarray(vector, dtype=np.float64).reshape(-1)
+    if v.shape != (len(P.TARGET_NAMES),):
+        raise InputError(f"parameter vector: expected {len(P.TARGET_NAMES)} values, got {v.size}")
+    n = P.N_MODULATORS
+    return patch_from_dict(
+        {
+            "algorithm": algorithm,
+            "carrier_hz": v[0],
+            "modulators": [{"ratio": v[1 + i], "index": v[1 + n + i]} for i in range(n)],
+            "envelope": dict(zip([s.name for s in P.ENVELOPE_PARAMS], v[1 + 2 * n :])),
+        }
+    )
+
+
+def load_patch(path: str | os.PathLike) -> Patch:
+    """Read and validate a patch JSON file.
+
+    Raises:
+        MissingFileError: the file does not exist.
+        InputError: unreadable, empty, not JSON, or an invalid patch.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"{path}: no such patch file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the patch file ({exc})") from None
+    if not text.strip():
+        raise InputError(f"{path}: the patch file is empty; expected a JSON object")
+    try:
+        d = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    try:
+        return patch_from_dict(d)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def _reject_constant(name: str) -> float:
+    # JSON has no NaN/Infinity; Python's json accepts them unless told otherwise.
+    raise InputError(f"{name} is not a valid number in a patch; use finite numbers")
+
+
+def save_patch(patch: Patch | dict, path: str | os.PathLike) -> Path:
+    """Validate ``patch`` and write it as indented JSON (atomically). Returns the path."""
+    p = patch_from_dict(patch)
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise MissingFileError(f"{path.parent}: output folder does not exist")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(p.to_dict(), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def is_finite_patch(p: Patch) -> bool:
+    """True when every number of the patch is finite (always true after validation)."""
+    return all(math.isfinite(x) for x in p.to_vector())

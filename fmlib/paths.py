@@ -1,0 +1,41 @@
+"""Every folder the project reads or writes, defined once.
+
+Notebooks, scripts and tests import these names instead of typing paths. All paths
+are absolute and derived from the location of this package, so they work from any
+working directory (cookiecutter-data-science ``config.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The repository root (the folder holding ``pyproject.toml``).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: Generated material, git-ignored except its README.
+DATA_DIR = PROJECT_ROOT / "data"
+DATASETS_DIR = DATA_DIR / "datasets"
+MODELS_DIR = DATA_DIR / "models"
+EVALUATIONS_DIR = DATA_DIR / "evaluations"
+DOWNLOADS_DIR = DATA_DIR / "downloads"
+#: The official NSynth test split, once downloaded and extracted.
+NSYNTH_TEST_DIR = DATA_DIR / "nsynth-test"
+#: The offline, SoundFont-rendered evaluation set (not NSynth).
+SOUNDFONT_SET_DIR = DATA_DIR / "soundfont-set"
+#: Executed notebooks written by ``make reproduce``.
+RUNS_DIR = DATA_DIR / "runs"
+
+#: Committed results that document the reproduction.
+FIGURES_DIR = PROJECT_ROOT / "figures"
+RESULTS_DIR = PROJECT_ROOT / "results"
+TABLES_DIR = RESULTS_DIR / "tables"
+
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+PROFILES_DIR = PROJECT_ROOT / "profiles"
+
+#: 110 real NSynth notes shared with the project (never copied into it). The
+#: environment variable ``FMLIB_NSYNTH_DEV`` overrides the location.
+NSYNTH_DEV_DIR = Path(
+    os.environ.get("FMLIB_NSYNTH_DEV", PROJECT_ROOT.parent / "shared" / "data" / "nsynth-dev")
+)
