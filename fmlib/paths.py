@@ -25,6 +25,8 @@ NSYNTH_TEST_DIR = DATA_DIR / "nsynth-test"
 SOUNDFONT_SET_DIR = DATA_DIR / "soundfont-set"
 #: Executed notebooks written by ``make reproduce``.
 RUNS_DIR = DATA_DIR / "runs"
+#: Patches and WAVs saved from the notebooks' interactive widgets.
+PATCHES_DIR = DATA_DIR / "patches"
 
 #: Committed results that document the reproduction.
 FIGURES_DIR = PROJECT_ROOT / "figures"

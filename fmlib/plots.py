@@ -1,0 +1,386 @@
+"""Figure styling, the one figure save helper, and the plots the notebooks share.
+
+Every figure of the project goes through :func:`save_figure`, which applies no
+styling of its own: styling comes from :data:`STYLE`, installed by
+:func:`use_style` (the notebooks call it once). Plot helpers draw into a given
+``matplotlib.axes.Axes`` and return it, so notebooks compose them freely.
+
+All audio arrays are float32 or float64 of shape (n,) at ``sample_rate`` Hz
+(16 kHz in this project); amplitudes are linear with a nominal range [-1, 1].
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from fmlib import params as P
+from fmlib.algorithms import CARRIER, get_algorithm
+from fmlib.errors import InputError
+from fmlib.paths import FIGURES_DIR
+from fmlib.synth import adsr_envelope
+
+#: Matplotlib settings shared by every figure of the project.
+STYLE: dict[str, object] = {
+    "figure.figsize": (7.0, 3.6),
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "savefig.bbox": "tight",
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.frameon": False,
+    "image.cmap": "magma",
+}
+
+#: Colours with a fixed meaning across figures.
+COLORS = {
+    "original": "#1f77b4",
+    "resynthesis": "#d62728",
+    "baseline": "#7f7f7f",
+    "train": "#1f77b4",
+    "validation": "#ff7f0e",
+    "carrier": "#d62728",
+    "modulator": "#1f77b4",
+    "theory": "#2ca02c",
+}
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def use_style() -> None:
+    """Install :data:`STYLE` into matplotlib's global ``rcParams``."""
+    plt.rcParams.update(STYLE)
+
+
+def save_figure(fig, name: str, *, out_dir: str | os.PathLike = FIGURES_DIR) -> Path:
+    """Save ``fig`` as ``<out_dir>/<name>.png`` atomically and close it.
+
+    Args:
+        fig: A matplotlib Figure.
+        name: File stem such as ``"fig04_adsr"`` (letters, digits, ``_ . -``; a
+            trailing ``.png`` is accepted). Names are stable so that the README can
+            link to them.
+        out_dir: Destination folder, created if needed (default
+            :data:`fmlib.paths.FIGURES_DIR`; the notebooks pass their output folder).
+
+    Returns:
+        The path of the PNG written.
+
+    Raises:
+        InputError: ``name`` is not a plain file stem.
+    """
+    stem = name[:-4] if name.endswith(".png") else name
+    if not _NAME.match(stem):
+        raise InputError(
+            f"figure name {name!r}: use letters, digits, '_', '.', '-' (no folders)"
+        )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{stem}.png"
+    tmp = out_dir / f".{stem}.png.tmp"
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+        plt.close(fig)
+    return path
+
+
+def plot_waveform(
+    ax,
+    audio: np.ndarray,
+    *,
+    sample_rate: int = P.SAMPLE_RATE,
+    start_s: float = 0.0,
+    stop_s: float | None = None,
+    color: str | None = None,
+    label: str | None = None,
+):
+    """Amplitude against time (s) for ``audio[start_s:stop_s]``.
+
+    Args:
+        ax: Axes to draw into.
+        audio: shape (n,), float, nominal range [-1, 1].
+        sample_rate: Hz.
+        start_s, stop_s: Time window in seconds (``None``: to the end).
+    """
+    audio = np.asarray(audio).reshape(-1)
+    i0 = max(0, int(round(start_s * sample_rate)))
+    i1 = (
+        audio.size
+        if stop_s is None
+        else min(audio.size, int(round(stop_s * sample_rate)))
+    )
+    t = np.arange(i0, i1) / sample_rate
+    ax.plot(t, audio[i0:i1], lw=0.8, color=color, label=label)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("amplitude")
+    return ax
+
+
+def magnitude_spectrum(
+    audio: np.ndarray, *, sample_rate: int = P.SAMPLE_RATE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hann-windowed amplitude spectrum, scaled so a sine of amplitude A peaks at A.
+
+    Args:
+        audio: shape (n,), float.
+        sample_rate: Hz.
+
+    Returns:
+        (freqs_hz, amplitude): both float64 of shape (n // 2 + 1,); the bin spacing is
+        ``sample_rate / n`` Hz.
+    """
+    audio = np.asarray(audio, dtype=np.float64).reshape(-1)
+    window = np.hanning(audio.size)
+    spectrum = np.abs(np.fft.rfft(audio * window)) * (2.0 / window.sum())
+    return np.fft.rfftfreq(audio.size, 1.0 / sample_rate), spectrum
+
+
+def plot_spectrum(
+    ax,
+    audio: np.ndarray,
+    *,
+    sample_rate: int = P.SAMPLE_RATE,
+    max_hz: float | None = None,
+    db: bool = True,
+    color: str | None = None,
+    label: str | None = None,
+):
+    """Amplitude spectrum of the whole signal (see :func:`magnitude_spectrum`).
+
+    Args:
+        db: Plot 20 log10(amplitude) in dB (floor -120 dB) instead of linear amplitude.
+        max_hz: Upper frequency limit of the plot, Hz (``None``: Nyquist).
+    """
+    f, a = magnitude_spectrum(audio, sample_rate=sample_rate)
+    y = 20 * np.log10(np.maximum(a, 1e-6)) if db else a
+    ax.plot(f, y, lw=0.8, color=color, label=label)
+    ax.set_xlim(0, max_hz or sample_rate / 2)
+    ax.set_xlabel("frequency (Hz)")
+    ax.set_ylabel("amplitude (dB)" if db else "amplitude")
+    if db:
+        ax.set_ylim(bottom=-100)
+    return ax
+
+
+def plot_spectrogram(
+    ax,
+    audio: np.ndarray,
+    *,
+    sample_rate: int = P.SAMPLE_RATE,
+    n_fft: int = 1024,
+    hop_length: int = 256,
+    max_hz: float | None = None,
+    mel: bool = False,
+    colorbar: bool = False,
+):
+    """Log-magnitude spectrogram (dB re. the signal's maximum, floor -80 dB).
+
+    Args:
+        audio: shape (n,), float.
+        n_fft, hop_length: STFT size and hop in samples (1024 / 256 at 16 kHz: 64 ms
+            frames every 16 ms, fine enough to see the envelope and the partials).
+        max_hz: Upper frequency limit shown, Hz (``None``: Nyquist).
+        mel: Show a 128-band mel spectrogram instead of linear frequency bins.
+        colorbar: Add a dB colour bar.
+    """
+    import librosa
+    import librosa.display
+
+    y = np.asarray(audio, dtype=np.float32).reshape(-1)
+    if mel:
+        s = librosa.feature.melspectrogram(
+            y=y, sr=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=128
+        )
+        db = librosa.power_to_db(s, ref=np.max(s) if s.max() > 0 else 1.0, top_db=80)
+        y_axis = "mel"
+    else:
+        s = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length))
+        db = librosa.amplitude_to_db(
+            s, ref=np.max(s) if s.max() > 0 else 1.0, top_db=80
+        )
+        y_axis = "hz"
+    img = librosa.display.specshow(
+        db,
+        sr=sample_rate,
+        hop_length=hop_length,
+        x_axis="time",
+        y_axis=y_axis,
+        ax=ax,
+        vmin=-80,
+        vmax=0,
+    )
+    if max_hz:
+        ax.set_ylim(0, max_hz)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("mel frequency (Hz)" if mel else "frequency (Hz)")
+    ax.grid(False)
+    if colorbar:
+        ax.figure.colorbar(img, ax=ax, format="%+.0f dB")
+    return ax
+
+
+def plot_envelope(
+    ax,
+    envelope,
+    *,
+    duration_s: float = P.DURATION_S,
+    note_off_s: float = P.NOTE_OFF_S,
+    sample_rate: int = 1000,
+    annotate: bool = True,
+):
+    """The linear ADSR curve of :func:`fmlib.synth.adsr_envelope`, segments named.
+
+    Args:
+        envelope: A :class:`fmlib.patch.Envelope`.
+        duration_s, note_off_s: Note length and note-off time, s.
+        sample_rate: Resolution of the drawn curve, points per second.
+        annotate: Label the A, D, S, R segments and the note-off time.
+    """
+    n = int(round(duration_s * sample_rate))
+    env = adsr_envelope(envelope, n, sample_rate=sample_rate, note_off_s=note_off_s)
+    t = np.arange(n) / sample_rate
+    ax.plot(t, env, color=COLORS["carrier"], lw=1.5)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("envelope level")
+    ax.set_ylim(0, 1.1)
+    if annotate:
+        a, d = envelope.attack_s, envelope.decay_s
+        r, s = envelope.release_s, envelope.sustain
+        ax.axvline(note_off_s, color="k", lw=0.8, ls="--")
+        ax.text(note_off_s, 1.03, " note-off", fontsize=8, va="bottom")
+        for x, label in (
+            (a / 2, "A"),
+            (a + d / 2, "D"),
+            ((a + d + note_off_s) / 2, "S"),
+            (note_off_s + r / 2, "R"),
+        ):
+            ax.text(
+                x, 1.03 if label in "AD" else s + 0.05, label, ha="center", fontsize=9
+            )
+    return ax
+
+
+def algorithm_layout(name: str) -> dict[str, tuple[float, float]]:
+    """Positions (x, y) of the six operators for drawing an algorithm as a tree.
+
+    The carrier sits at y = 0, every modulator one level above its target; leaves
+    take consecutive x slots and every target is centred over its modulators.
+    """
+    alg = get_algorithm(name)
+    pos: dict[str, tuple[float, float]] = {}
+    next_x = [0.0]
+
+    def place(op: str, depth: int) -> float:
+        srcs = sorted(alg.sources(op))
+        if not srcs:
+            x = next_x[0]
+            next_x[0] += 1.0
+        else:
+            x = float(np.mean([place(src, depth + 1) for src in srcs]))
+        pos[op] = (x, float(depth))
+        return x
+
+    place(CARRIER, 0)
+    return pos
+
+
+def draw_algorithm(ax, name: str, *, title: bool = True):
+    """Draw an algorithm of :data:`fmlib.algorithms.ALGORITHMS` as an operator graph.
+
+    Circles are operators (the carrier in red), arrows are "modulates the phase of",
+    and the arrow under the carrier is the audio output.
+    """
+    alg = get_algorithm(name)
+    pos = algorithm_layout(name)
+    radius = 0.28
+    for src, dst in alg.edges:
+        (x0, y0), (x1, y1) = pos[src], pos[dst]
+        ax.annotate(
+            "",
+            xy=(x1, y1 + radius),
+            xytext=(x0, y0 - radius),
+            arrowprops={"arrowstyle": "-|>", "color": "k", "lw": 1.2},
+        )
+    for op, (x, y) in pos.items():
+        color = COLORS["carrier"] if op == CARRIER else COLORS["modulator"]
+        ax.add_patch(plt.Circle((x, y), radius, color=color, alpha=0.9, zorder=3))
+        ax.text(
+            x, y, op, ha="center", va="center", color="white", weight="bold", zorder=4
+        )
+    cx, cy = pos[CARRIER]
+    ax.annotate(
+        "",
+        xy=(cx, cy - 0.8),
+        xytext=(cx, cy - radius),
+        arrowprops={"arrowstyle": "-|>", "color": COLORS["carrier"], "lw": 1.5},
+    )
+    ax.text(cx, cy - 0.85, "out", ha="center", va="top", color=COLORS["carrier"])
+    xs = [p[0] for p in pos.values()]
+    ys = [p[1] for p in pos.values()]
+    ax.set_xlim(min(xs) - 0.8, max(xs) + 0.8)
+    ax.set_ylim(min(ys) - 1.1, max(ys) + 0.6)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    if title:
+        ax.set_title(name)
+    return ax
+
+
+def measure_sidebands(
+    audio: np.ndarray,
+    *,
+    carrier_hz: float,
+    modulator_hz: float,
+    orders: range | list[int],
+    sample_rate: int = P.SAMPLE_RATE,
+) -> np.ndarray:
+    """Measured amplitudes of the partials at ``carrier_hz + n * modulator_hz``.
+
+    For a steady two-operator tone sin(2 pi f_c t + beta sin(2 pi f_m t)) these equal
+    |J_n(beta)| (Chowning). Reads the peak of :func:`magnitude_spectrum` within one
+    bin of each expected frequency, so pick a duration that puts the partials on
+    bins (e.g. 1 s and whole-Hz frequencies).
+
+    Returns:
+        float64 array of shape (len(orders),), linear amplitudes (a unit sine: 1.0).
+
+    Raises:
+        InputError: a partial would fall at or below 0 Hz or at or above Nyquist.
+    """
+    f, a = magnitude_spectrum(audio, sample_rate=sample_rate)
+    df = f[1] - f[0]
+    out = []
+    for n in orders:
+        target = carrier_hz + n * modulator_hz
+        if not 0 < target < sample_rate / 2:
+            raise InputError(
+                f"sideband n={n} at {target:g} Hz is outside "
+                f"(0, {sample_rate / 2:g}) Hz; choose other frequencies or orders"
+            )
+        k = int(round(target / df))
+        out.append(a[max(k - 1, 0) : k + 2].max())
+    return np.array(out, dtype=np.float64)
+
+
+def plot_hz_vs_mel(ax, *, max_hz: float = 8000.0):
+    """Mel scale, mel(f) = 2595 log10(1 + f / 700), against linear Hz (paper Fig. 5)."""
+    f = np.linspace(0, max_hz, 512)
+    ax.plot(f, f, color=COLORS["baseline"], ls="--", label="linear (Hz)")
+    ax.plot(f, 2595 * np.log10(1 + f / 700), color=COLORS["carrier"], label="mel")
+    ax.set_xlabel("frequency (Hz)")
+    ax.set_ylabel("scale value")
+    ax.legend()
+    return ax
