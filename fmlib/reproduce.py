@@ -1,0 +1,453 @@
+"""``python -m fmlib reproduce --profile paper|smoke [--force]``: run every notebook.
+
+The notebooks ``notebooks/NN_*.ipynb`` run in number order through Papermill, each
+receiving the parameters of one profile (``profiles/<name>.yaml``) that it declares
+in its ``parameters`` cell, plus four that the runner decides:
+
+* ``PROFILE``: the profile's name.
+* ``FORCE``: recompute the dataset, model and evaluation even if cached.
+* ``OUTPUT_DIR``: where figures and tables go. ``""`` means the committed folders
+  (:data:`fmlib.paths.FIGURES_DIR`, :data:`fmlib.paths.TABLES_DIR`); a profile with
+  ``results: run`` gets ``data/runs/<profile>/`` (``figures/`` and ``tables/``
+  inside), so a quick run never overwrites the committed results.
+* ``WORK_DIR``: where datasets, models and evaluations go; ``""`` means
+  :data:`fmlib.paths.DATA_DIR`. Tests point it at a temporary folder.
+
+Executed notebooks are written to ``data/runs/<profile>/`` as they run (cell by cell),
+with ``timings.json`` and ``timings.md``. The dataset and the model are keyed by their
+configuration (``ensure_dataset``, ``ensure_model``), so a second run reuses them. If
+a notebook fails, the run stops, names the notebook and the cell, keeps the partly
+executed notebook and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fmlib.errors import InputError, MissingFileError
+from fmlib.paths import (
+    DATA_DIR,
+    DATASETS_DIR,
+    EVALUATIONS_DIR,
+    FIGURES_DIR,
+    MODELS_DIR,
+    NOTEBOOKS_DIR,
+    PATCHES_DIR,
+    PROFILES_DIR,
+    RUNS_DIR,
+    TABLES_DIR,
+)
+
+#: Parameters the runner sets itself; a profile may not set them.
+RUNNER_PARAMETERS = ("PROFILE", "FORCE", "OUTPUT_DIR", "WORK_DIR")
+#: Where a profile's results go: the committed folders, or its run folder.
+RESULTS_MODES = ("committed", "run")
+_NOTEBOOK_NAME = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
+_PARAM_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class RunDirs:
+    """The folders one notebook run reads and writes (see :func:`run_dirs`)."""
+
+    figures: Path
+    tables: Path
+    datasets: Path
+    models: Path
+    evaluations: Path
+    patches: Path
+
+
+def run_dirs(*, output_dir: str = "", work_dir: str = "") -> RunDirs:
+    """Resolve a notebook's ``OUTPUT_DIR`` / ``WORK_DIR`` parameters into folders.
+
+    Args:
+        output_dir: ``""`` for the committed ``figures/`` and ``results/tables/``;
+            otherwise a folder that receives ``figures/`` and ``tables/``.
+        work_dir: ``""`` for :data:`fmlib.paths.DATA_DIR` (``datasets/``,
+            ``models/``, ``evaluations/``, ``patches/``); otherwise a folder holding
+            the same sub-folders.
+
+    Returns:
+        The folders; the output ones are created.
+    """
+    if output_dir:
+        out = Path(output_dir)
+        figures, tables = out / "figures", out / "tables"
+    else:
+        figures, tables = FIGURES_DIR, TABLES_DIR
+    if work_dir:
+        work = Path(work_dir)
+        datasets, models = work / "datasets", work / "models"
+        evaluations, patches = work / "evaluations", work / "patches"
+    else:
+        datasets, models, evaluations, patches = (
+            DATASETS_DIR,
+            MODELS_DIR,
+            EVALUATIONS_DIR,
+            PATCHES_DIR,
+        )
+    for d in (figures, tables):
+        d.mkdir(parents=True, exist_ok=True)
+    return RunDirs(figures, tables, datasets, models, evaluations, patches)
+
+
+def write_table(df, name: str, *, out_dir: str | os.PathLike, floatfmt: str = ".4g"):
+    """Write a pandas DataFrame as ``<name>.csv`` and ``<name>.md`` (atomically).
+
+    Returns:
+        (csv_path, md_path).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out_dir / f"{name}.csv", out_dir / f"{name}.md"
+    _atomic_text(csv_path, df.to_csv(index=False))
+    _atomic_text(md_path, markdown_table(df, floatfmt=floatfmt) + "\n")
+    return csv_path, md_path
+
+
+def markdown_table(df, *, floatfmt: str = ".4g") -> str:
+    """A GitHub Markdown table of ``df`` (no index), floats formatted with ``floatfmt``."""
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return format(v, floatfmt)
+        return str(v)
+
+    header = "| " + " | ".join(str(c) for c in df.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in df.columns) + " |"
+    rows = [
+        "| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(False)
+    ]
+    return "\n".join([header, rule, *rows])
+
+
+def _atomic_text(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One ``profiles/<name>.yaml``: where its results go and its parameters."""
+
+    name: str
+    path: Path
+    results: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def available_profiles(profiles_dir: Path = PROFILES_DIR) -> list[str]:
+    """Names of the profiles in ``profiles_dir`` (without ``.yaml``), sorted."""
+    return sorted(p.stem for p in Path(profiles_dir).glob("*.yaml"))
+
+
+def load_profile(name: str, *, profiles_dir: Path = PROFILES_DIR) -> Profile:
+    """Read and check ``<profiles_dir>/<name>.yaml`` (or a path to a YAML file).
+
+    Raises:
+        MissingFileError: no such profile.
+        InputError: not a mapping with ``results`` and ``parameters``, a parameter
+            that is not an UPPER_CASE name with a literal value, or one reserved for
+            the runner.
+    """
+    path = Path(name)
+    if path.suffix not in (".yaml", ".yml"):
+        path = Path(profiles_dir) / f"{name}.yaml"
+    if not path.is_file():
+        valid = ", ".join(available_profiles(profiles_dir)) or "none found"
+        raise MissingFileError(f"profile {name!r}: no file {path}; valid: {valid}")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: invalid YAML ({exc})".replace("\n", " ")) from None
+    if not isinstance(doc, dict) or set(doc) != {"results", "parameters"}:
+        raise InputError(
+            f"{path}: expected exactly the keys 'results' and 'parameters'"
+        )
+    if doc["results"] not in RESULTS_MODES:
+        raise InputError(
+            f"{path}: results: {doc['results']!r}; valid: {', '.join(RESULTS_MODES)}"
+        )
+    params = doc["parameters"] or {}
+    if not isinstance(params, dict):
+        raise InputError(f"{path}: parameters: expected a mapping of NAME: value")
+    for key, value in params.items():
+        if not isinstance(key, str) or not _PARAM_NAME.match(key):
+            raise InputError(f"{path}: parameter {key!r} is not an UPPER_CASE name")
+        if key in RUNNER_PARAMETERS:
+            raise InputError(
+                f"{path}: parameter {key} is set by the runner, not a profile"
+            )
+        if not isinstance(value, (str, int, float, bool, type(None))):
+            raise InputError(
+                f"{path}: parameter {key}: {value!r} is not a literal "
+                "(string, number, true/false or null)"
+            )
+    return Profile(path.stem, path, doc["results"], dict(params))
+
+
+def list_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The ``NN_snake_case.ipynb`` notebooks of ``notebooks_dir`` in number order."""
+    return sorted(
+        p for p in Path(notebooks_dir).glob("*.ipynb") if _NOTEBOOK_NAME.match(p.name)
+    )
+
+
+def notebook_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
+    """The literals of the notebook's one cell tagged ``parameters``.
+
+    The cell must hold only assignments ``UPPER_CASE = literal`` (comments allowed),
+    as the house style asks; this is what the runner injects into and what the
+    notebook test enforces.
+
+    Returns:
+        name -> value, in the cell's order.
+
+    Raises:
+        InputError: no ``parameters`` cell, more than one, or a statement that is
+            not an UPPER_CASE name assigned a literal.
+    """
+    import ast
+
+    import nbformat
+
+    path = Path(notebook)
+    nb = nbformat.read(path, as_version=4)
+    cells = [
+        c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])
+    ]
+    if len(cells) != 1:
+        raise InputError(
+            f"{path.name}: expected exactly one cell tagged 'parameters', found "
+            f"{len(cells)}"
+        )
+    if cells[0].cell_type != "code":
+        raise InputError(f"{path.name}: the 'parameters' cell is not a code cell")
+    values: dict[str, Any] = {}
+    for node in ast.parse(cells[0].source).body:
+        ok = (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and _PARAM_NAME.match(node.targets[0].id)
+        )
+        try:
+            value = ast.literal_eval(node.value) if ok else None
+        except ValueError:
+            ok = False
+        if not ok:
+            raise InputError(
+                f"{path.name}: parameters cell line {node.lineno}: only "
+                "'UPPER_CASE = literal' assignments are allowed"
+            )
+        values[node.targets[0].id] = value
+    return values
+
+
+def declared_parameters(notebook: str | os.PathLike) -> set[str]:
+    """Names assigned in the notebook's cell tagged ``parameters``."""
+    return set(notebook_parameters(notebook))
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised; says which notebook and cell and where the partial copy is."""
+
+    def __init__(self, notebook: str, cell: str, error: str, output: Path) -> None:
+        self.notebook, self.cell, self.error, self.output = (
+            notebook,
+            cell,
+            error,
+            output,
+        )
+        super().__init__(
+            f"notebook {notebook} failed in {cell}: {error}; "
+            f"the partly executed notebook is {output}"
+        )
+
+
+@dataclass
+class RunResult:
+    """What :func:`reproduce` did: seconds per notebook and where things are."""
+
+    profile: str
+    run_dir: Path
+    figures_dir: Path
+    tables_dir: Path
+    seconds: dict[str, float]
+    failed: NotebookFailed | None = None
+
+
+def _describe_cell(exc, output: Path) -> str:
+    """'cell 7 (In [5]): first line of source' for a PapermillExecutionError."""
+    first = next((ln for ln in (exc.source or "").splitlines() if ln.strip()), "")
+    count = f" (In [{exc.exec_count}])" if exc.exec_count is not None else ""
+    # Papermill inserts an "injected-parameters" cell; count cells of the output file.
+    return f"cell {exc.cell_index}{count} of {output.name}: {first.strip()[:80]!r}"
+
+
+def reproduce(
+    profile: str | Profile,
+    *,
+    force: bool = False,
+    only: list[str] | None = None,
+    notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR,
+    runs_dir: str | os.PathLike = RUNS_DIR,
+    output_dir: str | os.PathLike | None = None,
+    work_dir: str | os.PathLike | None = None,
+    kernel_name: str = "python3",
+    progress: bool = True,
+) -> RunResult:
+    """Run the notebooks in order under a profile.
+
+    Args:
+        profile: A profile name in ``profiles/``, a YAML path, or a :class:`Profile`.
+        force: Passed as ``FORCE`` (recompute cached datasets, models, evaluations).
+        only: Run only the notebooks whose names start with one of these prefixes
+            (e.g. ``["03"]``).
+        notebooks_dir: Folder of ``NN_*.ipynb`` (tests use their own).
+        runs_dir: Executed notebooks and timings go to ``<runs_dir>/<profile>/``.
+        output_dir: Override of ``OUTPUT_DIR`` (default from the profile's
+            ``results``: committed folders or the run folder).
+        work_dir: Override of ``WORK_DIR`` (default ``""``: ``data/``).
+        kernel_name: Jupyter kernel (the virtualenv's ``python3``).
+        progress: Show Papermill's per-cell progress bar.
+
+    Returns:
+        A :class:`RunResult`; ``failed`` is set (and later notebooks skipped) when a
+        notebook raised.
+
+    Raises:
+        InputError: a profile parameter no notebook declares, or ``only`` matching
+            nothing.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    notebooks = list_notebooks(Path(notebooks_dir))
+    if not notebooks:
+        raise MissingFileError(f"{notebooks_dir}: no NN_name.ipynb notebooks found")
+    declared = {nb: declared_parameters(nb) for nb in notebooks}
+    unknown = set(prof.parameters) - set().union(*declared.values())
+    if unknown:
+        raise InputError(
+            f"{prof.path}: no notebook declares {', '.join(sorted(unknown))}; "
+            "fix the name or add it to a notebook's parameters cell"
+        )
+    if only:
+        notebooks = [nb for nb in notebooks if any(nb.name.startswith(o) for o in only)]
+        if not notebooks:
+            raise InputError(f"--only {' '.join(only)}: matches no notebook")
+
+    run_dir = Path(runs_dir) / prof.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if output_dir is None:
+        output_dir = "" if prof.results == "committed" else str(run_dir)
+    work_dir = "" if work_dir is None else str(work_dir)
+    dirs = run_dirs(output_dir=str(output_dir), work_dir=work_dir)
+    runner = {
+        "PROFILE": prof.name,
+        "FORCE": bool(force),
+        "OUTPUT_DIR": str(output_dir),
+        "WORK_DIR": work_dir,
+    }
+    result = RunResult(prof.name, run_dir, dirs.figures, dirs.tables, {})
+    for i, nb in enumerate(notebooks, start=1):
+        values = {**prof.parameters, **runner}
+        params = {k: v for k, v in values.items() if k in declared[nb]}
+        out = run_dir / nb.name
+        print(f"[{i}/{len(notebooks)}] {nb.name} -> {out}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(nb),
+                str(out),
+                parameters=params,
+                kernel_name=kernel_name,
+                progress_bar=progress,
+                cwd=str(nb.parent),
+            )
+        except PapermillExecutionError as exc:
+            result.seconds[nb.name] = time.perf_counter() - t0
+            error = (
+                f"{exc.ename}: {str(exc.evalue).splitlines()[0] if exc.evalue else ''}"
+            )
+            result.failed = NotebookFailed(
+                nb.name, _describe_cell(exc, out), error, out
+            )
+            break
+        result.seconds[nb.name] = time.perf_counter() - t0
+    write_timings(result)
+    return result
+
+
+def write_timings(result: RunResult) -> tuple[Path, Path]:
+    """Write ``timings.json`` and ``timings.md`` (seconds per notebook) in the run folder."""
+    total = sum(result.seconds.values())
+    doc = {
+        "profile": result.profile,
+        "seconds": {k: round(v, 2) for k, v in result.seconds.items()},
+        "total_seconds": round(total, 2),
+        "failed": None if result.failed is None else str(result.failed),
+        "machine": {"cpus": os.cpu_count(), "platform": sys.platform},
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    json_path = _atomic_text(result.run_dir / "timings.json", json.dumps(doc, indent=2))
+    lines = [
+        f"Profile `{result.profile}` ({os.cpu_count()} CPUs)",
+        "",
+        "| notebook | seconds |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {k} | {v:.1f} |" for k, v in result.seconds.items()]
+    lines += [f"| total | {total:.1f} |"]
+    md_path = _atomic_text(result.run_dir / "timings.md", "\n".join(lines) + "\n")
+    return json_path, md_path
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--profile",
+        default="paper",
+        help="profile name in profiles/ (paper, smoke) or a YAML path (default paper)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="recompute the dataset, model and evaluation even when cached",
+    )
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NN",
+        help="run only these notebooks (name prefixes such as 01 03)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    result = reproduce(args.profile, force=args.force, only=args.only)
+    width = max(len(k) for k in result.seconds)
+    print(f"\nprofile {result.profile}: seconds per notebook")
+    for name, sec in result.seconds.items():
+        print(f"  {name:<{width}}  {sec:8.1f}")
+    print(f"  {'total':<{width}}  {sum(result.seconds.values()):8.1f}")
+    print(f"executed notebooks and timings: {result.run_dir}")
+    if result.failed is not None:
+        print(f"error: {result.failed}", file=sys.stderr)
+        return 1
+    print(f"tables:  {result.tables_dir}")
+    print(f"figures: {result.figures_dir}")
+    return 0
