@@ -36,7 +36,6 @@ import yaml
 
 from fmlib.errors import InputError, MissingFileError
 from fmlib.paths import (
-    DATA_DIR,
     DATASETS_DIR,
     EVALUATIONS_DIR,
     FIGURES_DIR,
@@ -117,7 +116,7 @@ def write_table(df, name: str, *, out_dir: str | os.PathLike, floatfmt: str = ".
 
 
 def markdown_table(df, *, floatfmt: str = ".4g") -> str:
-    """A GitHub Markdown table of ``df`` (no index), floats formatted with ``floatfmt``."""
+    """GitHub Markdown table of ``df`` (no index), floats formatted by ``floatfmt``."""
 
     def cell(v: Any) -> str:
         if isinstance(v, float):
@@ -395,7 +394,7 @@ def reproduce(
 
 
 def write_timings(result: RunResult) -> tuple[Path, Path]:
-    """Write ``timings.json`` and ``timings.md`` (seconds per notebook) in the run folder."""
+    """Write ``timings.json`` and ``timings.md`` (seconds per notebook)."""
     total = sum(result.seconds.values())
     doc = {
         "profile": result.profile,
