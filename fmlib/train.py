@@ -1,0 +1,725 @@
+"""Training the paper's CNN (section 5.2), with resumption and results as files.
+
+Protocol (defaults in :data:`fmlib.model.PAPER_CONFIG`): split the notes 75/25 into
+train+validation and test, hold out 20% of the former for validation (5,000 notes give
+3,000 / 750 / 1,250, seeded); standardise the canonical targets on the training split;
+Adamax, MSE loss, MSE and MAE metrics, batch 32, up to 200 epochs, EarlyStopping on
+``val_loss`` with patience 10 restoring the best weights. Audio streams from the
+memory-mapped dataset through :class:`fmlib.dataset.AudioParamsSequence`.
+
+A model folder holds::
+
+    model.keras        the trained model (best epoch), loads with safe_mode=True
+    model.json         config, seed, scaler, dataset manifest hash, split, versions,
+                       timings, "complete": true once everything below is written
+    split.json         train / val / test note indices
+    history.csv        one row per epoch (Keras CSVLogger, appended on resume)
+    table4_last_epochs.{csv,md}, table5_test_metrics.{csv,md},
+    per_parameter_mae.{csv,md}, carrier_cents.{csv,md}, results.json,
+    test_predictions.csv, fig10_mse.png, fig11_mae.png
+    checkpoint/        last epoch's model + optimizer, best weights, early-stopping
+                       state; removed once training is complete
+
+Interrupting and rerunning the same command resumes after the last completed epoch.
+Resumption restores weights, optimizer and early-stopping state exactly; the dropout
+and shuffling random streams restart, so a resumed run is not bitwise identical to an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fmlib import params as P
+from fmlib.errors import InputError, MissingFileError
+from fmlib.model import (
+    TargetScaler,
+    build_model,
+    canonicalize,
+    compile_model,
+    merge_config,
+    postprocess,
+)
+
+MODEL_FILE = "model.keras"
+MODEL_JSON = "model.json"
+SPLIT_JSON = "split.json"
+HISTORY_CSV = "history.csv"
+CHECKPOINT_DIR = "checkpoint"
+#: The paper's Table 5, pooled over the 15 parameters in original units.
+PAPER_TABLE5 = {"RMSE": 38.5391, "MSE": 1485.2655, "MAE": 7.6973}
+#: The paper's Table 4 (epochs 41-45).
+PAPER_TABLE4 = {
+    "epoch": [41, 42, 43, 44, 45],
+    "loss": [0.5988, 0.5926, 0.5896, 0.5855, 0.5815],
+    "mse": [0.5455, 0.5389, 0.5350, 0.5296, 0.5241],
+    "mae": [0.5265, 0.5213, 0.5189, 0.5165, 0.5129],
+    "val_loss": [0.6547, 0.6578, 0.6555, 0.6790, 0.6744],
+    "val_mse": [0.6013, 0.6035, 0.6006, 0.6218, 0.6168],
+    "val_mae": [0.5410, 0.5521, 0.5348, 0.5581, 0.5512],
+}
+_OWN_FILES = (
+    MODEL_FILE,
+    MODEL_JSON,
+    SPLIT_JSON,
+    HISTORY_CSV,
+    "table4_last_epochs.csv",
+    "table4_last_epochs.md",
+    "table5_test_metrics.csv",
+    "table5_test_metrics.md",
+    "per_parameter_mae.csv",
+    "per_parameter_mae.md",
+    "carrier_cents.csv",
+    "carrier_cents.md",
+    "results.json",
+    "test_predictions.csv",
+    "fig10_mse.png",
+    "fig11_mae.png",
+)
+
+
+# --------------------------------------------------------------------------- split
+def split_indices(
+    n: int, *, seed: int, test_fraction: float = 0.25, val_fraction: float = 0.2
+) -> dict[str, np.ndarray]:
+    """The paper's split: test = ``test_fraction`` of the notes, validation =
+    ``val_fraction`` of the rest, train = the remainder.
+
+    Args:
+        n: Number of notes (indices 0..n-1).
+        seed: Seeds the permutation (``numpy.random.default_rng(seed)``).
+
+    Returns:
+        ``{"train", "val", "test"}`` -> sorted int64 index arrays, disjoint, covering
+        0..n-1 (sorted so that reads from the memory-mapped shards are sequential;
+        the training sequence shuffles). 5,000 notes give 3,000 / 750 / 1,250.
+    """
+    if n < 3:
+        raise InputError(f"split: need at least 3 notes, got {n}")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = int(round(n * test_fraction))
+    rest = perm[n_test:]
+    n_val = int(round(len(rest) * val_fraction))
+    return {
+        "train": np.sort(rest[n_val:]).astype(np.int64),
+        "val": np.sort(rest[:n_val]).astype(np.int64),
+        "test": np.sort(perm[:n_test]).astype(np.int64),
+    }
+
+
+def load_split(model_dir: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The train / val / test indices a model was trained with (from ``split.json``)."""
+    path = Path(model_dir) / SPLIT_JSON
+    if not path.is_file():
+        raise MissingFileError(f"{path}: no split file; is {model_dir} a model folder?")
+    d = json.loads(path.read_text(encoding="utf-8"))
+    return {k: np.asarray(d[k], dtype=np.int64) for k in ("train", "val", "test")}
+
+
+# --------------------------------------------------------------------------- helpers
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _versions() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    import fmlib
+
+    return {
+        "python": platform.python_version(),
+        "fmlib": fmlib.__version__,
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def _open(dataset_dir):
+    from fmlib.dataset import open_dataset
+
+    return open_dataset(dataset_dir)
+
+
+def target_vectors(dataset, *, canonical: bool = True) -> np.ndarray:
+    """All notes' parameter vectors, (n, 15) float64 in original units, M1/M2 in
+    canonical order (see :func:`fmlib.model.canonicalize`) unless ``canonical`` is
+    False."""
+    params = dataset.params
+    v = params[list(P.TARGET_NAMES)].to_numpy(dtype=np.float64)
+    if not canonical:
+        return v
+    if "algorithm" in params.columns:
+        algorithm = params["algorithm"].astype(str).tolist()
+    else:
+        algorithm = str(dataset.manifest.get("algorithm", "dx7_18"))
+    return canonicalize(v, algorithm=algorithm)
+
+
+def _identity(config, seed, limit, dataset) -> dict[str, Any]:
+    ident = {
+        "config": config,
+        "seed": int(seed),
+        "limit": None if limit is None else int(limit),
+        "dataset_manifest_hash": dataset.manifest_hash,
+    }
+    return json.loads(json.dumps(ident))
+
+
+def _read_model_json(out_dir: Path) -> dict[str, Any] | None:
+    path = out_dir / MODEL_JSON
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _differences(saved: dict[str, Any], ident: dict[str, Any]) -> list[str]:
+    diffs = []
+    for key in ("seed", "limit", "dataset_manifest_hash"):
+        if saved.get(key) != ident[key]:
+            diffs.append(key)
+    saved_cfg = saved.get("config") or {}
+    for key, value in ident["config"].items():
+        if saved_cfg.get(key) != value:
+            diffs.append(f"config.{key}")
+    diffs += [f"config.{k}" for k in saved_cfg if k not in ident["config"]]
+    return diffs
+
+
+def _clear(out_dir: Path) -> None:
+    """Remove this module's files from ``out_dir`` (nothing else)."""
+    for name in _OWN_FILES:
+        (out_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
+
+
+def is_complete(out_dir: str | os.PathLike) -> bool:
+    """True when ``out_dir`` holds a finished model (model.keras and complete JSON)."""
+    out_dir = Path(out_dir)
+    meta = _read_model_json(out_dir)
+    return bool(meta and meta.get("complete") and (out_dir / MODEL_FILE).is_file())
+
+
+# --------------------------------------------------------------------------- callbacks
+def _callbacks_module():
+    import keras
+
+    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+        """EarlyStopping whose counters and best weights survive a restart."""
+
+        resume_state: dict[str, Any] | None = None
+        resume_best_weights: list | None = None
+
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            if self.resume_state:
+                self.wait = int(self.resume_state["wait"])
+                self.best = self.resume_state["best"]
+                self.best_epoch = int(self.resume_state["best_epoch"])
+                self.best_weights = self.resume_best_weights
+
+    class EpochTimer(keras.callbacks.Callback):
+        """Adds the epoch's wall time, s, to the logs (a column of history.csv)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["seconds"] = time.perf_counter() - self.t0
+
+    class Checkpoint(keras.callbacks.Callback):
+        """After every epoch: the full model with optimizer, the best weights and the
+        early-stopping state, each written atomically. It runs after CSVLogger, so an
+        interruption between the two leaves a history row that resuming drops."""
+
+        def __init__(self, folder: Path, early_stopping, seconds_before: float):
+            super().__init__()
+            self.folder = folder
+            self.es = early_stopping
+            self.seconds = seconds_before
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds += float((logs or {}).get("seconds", 0.0))
+            self.folder.mkdir(parents=True, exist_ok=True)
+            if self.es.best_epoch == epoch:
+                tmp = self.folder / ".best-tmp.weights.h5"
+                self.model.save_weights(tmp)
+                os.replace(tmp, self.folder / "best.weights.h5")
+            tmp = self.folder / ".last-tmp.keras"
+            self.model.save(tmp)
+            os.replace(tmp, self.folder / "last.keras")
+            state = {
+                "epoch": int(epoch),
+                "wait": int(self.es.wait),
+                "best": None if self.es.best is None else float(self.es.best),
+                "best_epoch": int(self.es.best_epoch),
+                "stopped": bool(self.model.stop_training),
+                "train_seconds": self.seconds,
+            }
+            _write_json(self.folder / "state.json", state)
+
+    return ResumableEarlyStopping, EpochTimer, Checkpoint
+
+
+def _truncate_history(path: Path, n_epochs: int) -> None:
+    """Keep the header and the rows of epochs < n_epochs (drop a row logged after the
+    last checkpoint, so that resuming does not duplicate it)."""
+    if not path.is_file():
+        return
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < n_epochs]
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(keep)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- training
+def train(
+    dataset_dir,
+    out_dir,
+    *,
+    config: dict[str, Any] | None = None,
+    seed: int = 0,
+    limit: int | None = None,
+    force: bool = False,
+    verbose: int | str = 1,
+) -> Path:
+    """Train the CNN on a dataset folder and write the model folder; resumes.
+
+    Args:
+        dataset_dir: A dataset folder (:func:`fmlib.dataset.open_dataset`).
+        out_dir: The model folder (created). If it holds an unfinished run with the
+            same config, seed, limit and dataset, training resumes after its last
+            completed epoch; a finished one is returned as is.
+        config: Overrides of :data:`fmlib.model.PAPER_CONFIG`.
+        seed: Seeds the split, the weights, dropout and shuffling.
+        limit: Use only the first ``limit`` notes (smoke runs); None = all.
+        force: Discard whatever ``out_dir`` holds and start again.
+        verbose: Keras ``fit`` verbosity (1 = progress bar).
+
+    Returns:
+        ``out_dir`` as a Path.
+
+    Raises:
+        InputError: ``out_dir`` holds a model made with other settings (use
+            ``force`` or another folder), or a bad config.
+        MissingFileError: no dataset at ``dataset_dir``.
+    """
+    import keras
+
+    config = merge_config(config)
+    dataset = _open(dataset_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ident = _identity(config, seed, limit, dataset)
+    saved = _read_model_json(out_dir)
+    if force:
+        _clear(out_dir)
+    elif saved is not None and _differences(saved, ident):
+        raise InputError(
+            f"{out_dir}: holds a model made with other settings "
+            f"({', '.join(_differences(saved, ident)[:5])}); "
+            "use --force or another --out"
+        )
+    elif saved is not None and is_complete(out_dir):
+        print(f"model already trained: {out_dir / MODEL_FILE}")
+        return out_dir
+
+    n = dataset.n if limit is None else min(int(limit), dataset.n)
+    split = split_indices(
+        n,
+        seed=seed,
+        test_fraction=config["test_fraction"],
+        val_fraction=config["val_fraction"],
+    )
+    vectors = target_vectors(dataset, canonical=config["canonical_m1_m2"])[:n]
+    scaler = TargetScaler().fit(vectors[split["train"]])
+    _write_json(out_dir / SPLIT_JSON, {k: v.tolist() for k, v in split.items()})
+    meta = {
+        **ident,
+        "complete": False,
+        "dataset_dir": str(Path(dataset_dir)),
+        "n_notes": n,
+        "split": {k: len(v) for k, v in split.items()},
+        "split_seed": int(seed),
+        "scaler": scaler.to_dict(),
+        "targets": list(P.TARGET_NAMES),
+        "canonical_order": "dx7_18: M1/M2 (ratio, index) sorted by ratio, then index",
+        "versions": _versions(),
+    }
+    _write_json(out_dir / MODEL_JSON, meta)
+
+    keras.utils.set_random_seed(seed)
+    ckpt = out_dir / CHECKPOINT_DIR
+    state_path = ckpt / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.is_file() else None
+    ResumableEarlyStopping, EpochTimer, Checkpoint = _callbacks_module()
+    es = ResumableEarlyStopping(
+        monitor=config["early_stopping_monitor"],
+        patience=config["early_stopping_patience"],
+        restore_best_weights=config["restore_best_weights"],
+        verbose=1,
+    )
+    if state is not None:
+        model = keras.saving.load_model(ckpt / "last.keras", safe_mode=True)
+        initial_epoch = state["epoch"] + 1
+        if config["restore_best_weights"] and (ckpt / "best.weights.h5").is_file():
+            last = model.get_weights()
+            model.load_weights(ckpt / "best.weights.h5")
+            es.resume_best_weights = model.get_weights()
+            model.set_weights(last)
+        es.resume_state = state
+        print(f"resuming after epoch {initial_epoch} from {ckpt}")
+    else:
+        model = compile_model(build_model(config), config)
+        initial_epoch = 0
+    _truncate_history(out_dir / HISTORY_CSV, initial_epoch)
+
+    from fmlib.dataset import AudioParamsSequence
+
+    targets = scaler.transform(vectors)
+    batch = config["batch_size"]
+    train_seq = AudioParamsSequence(
+        dataset,
+        split["train"],
+        targets=targets[split["train"]],
+        batch_size=batch,
+        shuffle=True,
+        seed=seed,
+    )
+    val_seq = AudioParamsSequence(
+        dataset,
+        split["val"],
+        targets=targets[split["val"]],
+        batch_size=batch,
+        shuffle=False,
+        seed=seed,
+    )
+    seconds_before = float(state["train_seconds"]) if state else 0.0
+    checkpoint = Checkpoint(ckpt, es, seconds_before)
+    done = state is not None and (state["stopped"] or initial_epoch >= config["epochs"])
+    if not done:
+        model.fit(
+            train_seq,
+            validation_data=val_seq,
+            epochs=config["epochs"],
+            initial_epoch=initial_epoch,
+            shuffle=False,  # the sequence shuffles, seeded
+            callbacks=[
+                EpochTimer(),
+                es,
+                keras.callbacks.CSVLogger(str(out_dir / HISTORY_CSV), append=True),
+                checkpoint,
+            ],
+            verbose=verbose,
+        )
+        state = json.loads(state_path.read_text())
+    elif config["restore_best_weights"] and es.resume_best_weights is not None:
+        model.set_weights(es.resume_best_weights)
+
+    tmp = out_dir / ".model-tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, out_dir / MODEL_FILE)
+
+    t0 = time.perf_counter()
+    results = write_results(
+        out_dir,
+        model=model,
+        dataset=dataset,
+        split=split,
+        scaler=scaler,
+        vectors=vectors,
+        batch_size=batch,
+    )
+    meta.update(
+        {
+            "complete": True,
+            "epochs_run": int(state["epoch"]) + 1,
+            "best_epoch": int(state["best_epoch"]) + 1,
+            "early_stopped": bool(state["stopped"]),
+            "timings": {
+                "train_seconds": round(float(state["train_seconds"]), 2),
+                "evaluation_seconds": round(time.perf_counter() - t0, 2),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+            "test_metrics": results["table5"],
+        }
+    )
+    _write_json(out_dir / MODEL_JSON, meta)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    print(f"model: {out_dir / MODEL_FILE}")
+    print(f"results: {out_dir} (table4_last_epochs.md, table5_test_metrics.md, ...)")
+    return out_dir
+
+
+def ensure_model(
+    dataset_dir,
+    out_dir,
+    *,
+    config: dict[str, Any] | None = None,
+    seed: int = 0,
+    force: bool = False,
+    limit: int | None = None,
+    verbose: int | str = 1,
+) -> Path:
+    """Return ``out_dir`` holding a model trained with these settings, training (or
+    resuming) only when needed.
+
+    A folder whose ``model.json`` matches the merged config, seed, limit and the
+    dataset's manifest hash, and is complete, is reused. A folder made with other
+    settings is cleared (this module's files only) and retrained; an unfinished one
+    with the same settings resumes. ``force`` retrains regardless.
+    """
+    out_dir = Path(out_dir)
+    saved = _read_model_json(out_dir)
+    if saved is not None and not force:
+        dataset = _open(dataset_dir)
+        ident = _identity(merge_config(config), seed, limit, dataset)
+        diffs = _differences(saved, ident)
+        if not diffs and is_complete(out_dir):
+            print(f"reusing model: {out_dir / MODEL_FILE}")
+            return out_dir
+        if diffs:
+            print(f"{out_dir}: settings changed ({', '.join(diffs[:5])}); retraining")
+            _clear(out_dir)
+    return train(
+        dataset_dir,
+        out_dir,
+        config=config,
+        seed=seed,
+        limit=limit,
+        force=force,
+        verbose=verbose,
+    )
+
+
+# --------------------------------------------------------------------------- results
+def _markdown(df, *, floatfmt: str = ".4f") -> str:
+    cols = list(df.columns)
+    lines = [
+        "| " + " | ".join(cols) + " |",
+        "|" + "|".join(" --- " for _ in cols) + "|",
+    ]
+    for row in df.itertuples(index=False):
+        cells = []
+        for v in row:
+            if isinstance(v, float | np.floating):
+                cells.append(format(float(v), floatfmt))
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _save_table(df, out_dir: Path, stem: str, *, floatfmt: str = ".4f") -> None:
+    tmp = out_dir / f".{stem}.csv.tmp"
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, out_dir / f"{stem}.csv")
+    _write_text(out_dir / f"{stem}.md", _markdown(df, floatfmt=floatfmt))
+
+
+def pooled_metrics(predicted, truth) -> dict[str, float]:
+    """RMSE, MSE, MAE pooled over every element of two (n, 15) arrays, as the paper's
+    Table 5 (original units, so dominated by the carrier in Hz)."""
+    err = np.asarray(predicted, dtype=np.float64) - np.asarray(truth, dtype=np.float64)
+    mse = float(np.mean(err**2))
+    return {"RMSE": float(np.sqrt(mse)), "MSE": mse, "MAE": float(np.mean(np.abs(err)))}
+
+
+def carrier_cents(predicted_hz, true_hz) -> np.ndarray:
+    """|1200 log2(predicted / true)| per note, cents. Predictions are first clipped to
+    the carrier's range (20-6000 Hz) so that the logarithm is defined."""
+    spec = P.PARAMS["carrier_hz"]
+    pred = np.clip(np.asarray(predicted_hz, dtype=np.float64), spec.low, spec.high)
+    return np.abs(1200.0 * np.log2(pred / np.asarray(true_hz, dtype=np.float64)))
+
+
+def write_results(
+    out_dir, *, model, dataset, split, scaler, vectors, batch_size: int = 32
+) -> dict[str, Any]:
+    """Write Tables 4-5, per-parameter MAE, carrier cents and Figures 10-11.
+
+    Args:
+        model: The trained Keras model.
+        dataset: The opened dataset; the test notes are read from it.
+        split: :func:`split_indices` output.
+        scaler: The fitted :class:`~fmlib.model.TargetScaler`.
+        vectors: (n, 15) float64 canonical targets in original units.
+
+    Returns:
+        The numbers also saved in ``results.json``.
+    """
+    import pandas as pd
+
+    from fmlib.dataset import AudioParamsSequence
+
+    out_dir = Path(out_dir)
+    history = pd.read_csv(out_dir / HISTORY_CSV)
+    cols = ["loss", "mse", "mae", "val_loss", "val_mse", "val_mae"]
+    t4 = history.tail(5)[["epoch", *cols]].copy()
+    t4["epoch"] = t4["epoch"].astype(int) + 1
+    _save_table(t4, out_dir, "table4_last_epochs")
+
+    test = split["test"]
+    seq = AudioParamsSequence(
+        dataset, test, targets=scaler.transform(vectors[test]), batch_size=batch_size
+    )
+    z = np.concatenate([model.predict_on_batch(seq[i][0]) for i in range(len(seq))])
+    raw = scaler.inverse_transform(z)
+    post = postprocess(raw)
+    truth = vectors[test]
+    m_raw, m_post = pooled_metrics(raw, truth), pooled_metrics(post, truth)
+    t5 = pd.DataFrame(
+        {
+            "metric": list(PAPER_TABLE5),
+            "ours": [m_raw[k] for k in PAPER_TABLE5],
+            "ours_postprocessed": [m_post[k] for k in PAPER_TABLE5],
+            "paper": list(PAPER_TABLE5.values()),
+        }
+    )
+    _save_table(t5, out_dir, "table5_test_metrics")
+
+    per = pd.DataFrame(
+        {
+            "parameter": list(P.TARGET_NAMES),
+            "unit": [P.PARAMS[n].unit for n in P.TARGET_NAMES],
+            "mae": np.abs(raw - truth).mean(axis=0),
+            "mae_postprocessed": np.abs(post - truth).mean(axis=0),
+            "mae_predict_mean": np.abs(scaler.mean - truth).mean(axis=0),
+        }
+    )
+    _save_table(per, out_dir, "per_parameter_mae")
+
+    cents = carrier_cents(raw[:, 0], truth[:, 0])
+    cents_df = pd.DataFrame(
+        {
+            "statistic": ["median", "p90", "mean"],
+            "cents": [
+                float(np.median(cents)),
+                float(np.percentile(cents, 90)),
+                float(np.mean(cents)),
+            ],
+        }
+    )
+    _save_table(cents_df, out_dir, "carrier_cents", floatfmt=".1f")
+
+    pred_df = pd.DataFrame(raw, columns=list(P.TARGET_NAMES))
+    pred_df.insert(0, "note", test)
+    tmp = out_dir / ".test_predictions.csv.tmp"
+    pred_df.to_csv(tmp, index=False)
+    os.replace(tmp, out_dir / "test_predictions.csv")
+
+    _plot_history(history, out_dir)
+    results = {
+        "table4": t4.to_dict(orient="list"),
+        "table5": {"raw": m_raw, "postprocessed": m_post, "paper": PAPER_TABLE5},
+        "per_parameter_mae": dict(
+            zip(P.TARGET_NAMES, per["mae"].astype(float), strict=True)
+        ),
+        "carrier_cents": dict(
+            zip(cents_df["statistic"], cents_df["cents"], strict=True)
+        ),
+        "n_test": int(len(test)),
+    }
+    _write_json(out_dir / "results.json", results)
+    return results
+
+
+def _plot_history(history, out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = history["epoch"].to_numpy() + 1
+    for metric, name, stem in (
+        ("mse", "MSE", "fig10_mse"),
+        ("mae", "MAE", "fig11_mae"),
+    ):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(epochs, history[metric], label="train")
+        ax.plot(epochs, history[f"val_{metric}"], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{name} (standardised targets)")
+        ax.set_title(f"Evolution of {name} during training")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        tmp = out_dir / f".{stem}.tmp.png"
+        fig.savefig(tmp, dpi=120)
+        plt.close(fig)
+        os.replace(tmp, out_dir / f"{stem}.png")
+
+
+# --------------------------------------------------------------------------- CLI
+def configure_parser(parser) -> None:
+    parser.add_argument("--data", required=True, help="dataset folder")
+    parser.add_argument("--out", required=True, help="model folder (created)")
+    parser.add_argument("--epochs", type=int, default=None, help="default 200")
+    parser.add_argument("--seed", type=int, default=0, help="default 0")
+    parser.add_argument("--batch-size", type=int, default=None, help="default 32")
+    parser.add_argument("--patience", type=int, default=None, help="default 10")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="use only the first N notes (smoke runs)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="discard the model folder and retrain"
+    )
+
+
+def run(args) -> int:
+    overrides: dict[str, Any] = {}
+    for key, value in (
+        ("epochs", args.epochs),
+        ("batch_size", args.batch_size),
+        ("early_stopping_patience", args.patience),
+    ):
+        if value is not None:
+            if value < 1:
+                raise InputError(
+                    f"--{key.replace('_', '-')}: {value} is not valid; use >= 1"
+                )
+            overrides[key] = value
+    if args.limit is not None and args.limit < 3:
+        raise InputError(f"--limit: {args.limit} is not valid; use >= 3 notes")
+    if not Path(args.data).is_dir():
+        raise MissingFileError(f"{args.data}: no such dataset folder")
+    ensure_model(
+        args.data,
+        args.out,
+        config=overrides or None,
+        seed=args.seed,
+        force=args.force,
+        limit=args.limit,
+        verbose=1,
+    )
+    return 0
