@@ -289,12 +289,21 @@ class RunResult:
     failed: NotebookFailed | None = None
 
 
-def _describe_cell(exc, output: Path) -> str:
-    """'cell 7 (In [5]): first line of source' for a PapermillExecutionError."""
-    first = next((ln for ln in (exc.source or "").splitlines() if ln.strip()), "")
+def _describe_cell(exc, notebook: Path) -> str:
+    """``cell 7 of NAME.ipynb (In [5]): 'first line'`` for a PapermillExecutionError.
+
+    Cells are counted from 1 in the source notebook (Papermill's output adds an
+    injected-parameters cell and error banners, which would shift the numbers).
+    """
+    import nbformat
+
+    source = exc.source or ""
+    cells = nbformat.read(notebook, as_version=4).cells
+    number = next((k for k, c in enumerate(cells, 1) if c.source == source), None)
+    where = f"cell {number}" if number else f"cell index {exc.cell_index}"
+    first = next((ln for ln in source.splitlines() if ln.strip()), "")
     count = f" (In [{exc.exec_count}])" if exc.exec_count is not None else ""
-    # Papermill inserts an "injected-parameters" cell; count cells of the output file.
-    return f"cell {exc.cell_index}{count} of {output.name}: {first.strip()[:80]!r}"
+    return f"{where} of {notebook.name}{count}: {first.strip()[:80]!r}"
 
 
 def reproduce(
@@ -384,9 +393,7 @@ def reproduce(
             error = (
                 f"{exc.ename}: {str(exc.evalue).splitlines()[0] if exc.evalue else ''}"
             )
-            result.failed = NotebookFailed(
-                nb.name, _describe_cell(exc, out), error, out
-            )
+            result.failed = NotebookFailed(nb.name, _describe_cell(exc, nb), error, out)
             break
         result.seconds[nb.name] = time.perf_counter() - t0
     write_timings(result)
