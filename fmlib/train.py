@@ -174,6 +174,15 @@ def target_vectors(dataset, *, canonical: bool = True) -> np.ndarray:
     return canonicalize(v, algorithm=algorithm)
 
 
+def _dataset_algorithm(dataset) -> str:
+    """The dataset's algorithm name (predicted patches use it)."""
+    params = dataset.params
+    if "algorithm" in params.columns and params["algorithm"].nunique() == 1:
+        return str(params["algorithm"].iloc[0])
+    sampler = dataset.manifest.get("config", {}).get("sampler", {})
+    return str(sampler.get("algorithm", "dx7_18"))
+
+
 def _identity(config, seed, limit, dataset) -> dict[str, Any]:
     ident = {
         "config": config,
@@ -370,6 +379,7 @@ def train(
         "split_seed": int(seed),
         "scaler": scaler.to_dict(),
         "targets": list(P.TARGET_NAMES),
+        "algorithm": _dataset_algorithm(dataset),
         "canonical_order": "dx7_18: M1/M2 (ratio, index) sorted by ratio, then index",
         "versions": _versions(),
     }

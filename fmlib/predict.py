@@ -1,0 +1,253 @@
+"""Predicting a synthesizer patch for any sound with a trained model.
+
+``python -m fmlib predict MODEL_DIR INPUT.wav -o PATCH.json [--wav OUT.wav]``
+
+The input is brought to the model's format by :func:`prepare_audio` (mono, 16 kHz,
+exactly 4 s, each change reported), the network predicts 15 standardised values, the
+model's scaler maps them back to original units, and :func:`fmlib.model.postprocess`
+applies the paper's post-processing (every value clipped to the paper's range, each
+ratio snapped to the nearest discrete ratio in log space) before the patch is built.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fmlib import params as P
+from fmlib.algorithms import DEFAULT_ALGORITHM
+from fmlib.errors import InputError, MissingFileError
+from fmlib.model import INPUT_LENGTH, TargetScaler, postprocess
+from fmlib.patch import Patch, patch_from_vector
+
+#: Peak amplitude at or below which a signal counts as silent (-100 dBFS).
+SILENCE_PEAK = 1e-5
+
+
+def prepare_audio(audio, sample_rate: int) -> tuple[np.ndarray, list[str]]:
+    """Bring any audio to the model's input format.
+
+    Steps, each reported in ``changes`` only when it changes something: mix the
+    channels down to mono (their mean); resample to 16 kHz with
+    ``scipy.signal.resample_poly`` using the exact rational factor
+    16000 / sample_rate; zero-pad or trim the end to 4 s (64,000 samples). The level
+    is left as it is (the model's input BatchNormalization was fitted on the
+    synthesizer's peak-1 notes).
+
+    Args:
+        audio: float array of shape (n,) or (n, channels), nominal range [-1, 1].
+        sample_rate: Its sample rate, Hz (a positive integer).
+
+    Returns:
+        (x, changes): x float32 of shape (64000,), 16 kHz mono; changes a list of
+        one-line descriptions, empty when the input was already in the right format.
+
+    Raises:
+        InputError: empty, non-finite or silent audio, or a bad sample rate.
+    """
+    from scipy.signal import resample_poly
+
+    x = np.asarray(audio, dtype=np.float64)
+    if x.ndim not in (1, 2):
+        raise InputError(f"audio: expected shape (n,) or (n, channels), got {x.shape}")
+    if x.size == 0 or x.shape[0] == 0:
+        raise InputError("audio: it is empty (0 samples)")
+    if not np.all(np.isfinite(x)):
+        raise InputError("audio: it contains NaN or infinite samples")
+    if (
+        isinstance(sample_rate, bool)
+        or int(sample_rate) != sample_rate
+        or sample_rate <= 0
+    ):
+        raise InputError(
+            f"sample_rate: {sample_rate!r} is not valid; use a positive integer"
+        )
+    sample_rate = int(sample_rate)
+    changes: list[str] = []
+    if x.ndim == 2:
+        if x.shape[1] > 1:
+            changes.append(f"mixed {x.shape[1]} channels down to mono")
+        x = x.mean(axis=1)
+    if sample_rate != P.SAMPLE_RATE:
+        g = math.gcd(P.SAMPLE_RATE, sample_rate)
+        x = resample_poly(x, P.SAMPLE_RATE // g, sample_rate // g)
+        changes.append(f"resampled from {sample_rate} Hz to {P.SAMPLE_RATE} Hz")
+    n = len(x)
+    seconds = n / P.SAMPLE_RATE
+    if n < INPUT_LENGTH:
+        x = np.concatenate([x, np.zeros(INPUT_LENGTH - n)])
+        changes.append(f"padded with silence from {seconds:.3f} s to 4 s")
+    elif n > INPUT_LENGTH:
+        x = x[:INPUT_LENGTH]
+        changes.append(f"trimmed from {seconds:.3f} s to the first 4 s")
+    if np.max(np.abs(x)) <= SILENCE_PEAK:
+        raise InputError(
+            "audio: the first 4 s are silent (peak <= -100 dBFS); "
+            "give a sound to analyse"
+        )
+    return x.astype(np.float32), changes
+
+
+@dataclass
+class Predictor:
+    """A trained model with its scaler, ready to predict.
+
+    Attributes:
+        model: The Keras model (standardised outputs).
+        scaler: The model's :class:`~fmlib.model.TargetScaler`.
+        algorithm: Algorithm of the training data; predicted patches use it.
+        meta: The model folder's ``model.json``.
+        batch_size: Notes per forward pass.
+    """
+
+    model: Any
+    scaler: TargetScaler
+    algorithm: str = DEFAULT_ALGORITHM
+    meta: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 32
+
+    def predict_vectors(self, audio) -> np.ndarray:
+        """Raw predictions in original units (no clipping, no snapping).
+
+        Args:
+            audio: float array of shape (n, 64000) or (64000,), 16 kHz mono (see
+                :func:`prepare_audio`).
+
+        Returns:
+            float64 array of shape (n, 15), :data:`fmlib.params.TARGET_NAMES` order.
+        """
+        x = np.asarray(audio, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != INPUT_LENGTH:
+            raise InputError(
+                f"audio: expected shape (n, {INPUT_LENGTH}) at 16 kHz, got {x.shape}; "
+                "use prepare_audio first"
+            )
+        if len(x) == 0:
+            return np.empty((0, len(P.TARGET_NAMES)))
+        z = np.concatenate(
+            [
+                np.asarray(
+                    self.model.predict_on_batch(x[i : i + self.batch_size, :, None])
+                )
+                for i in range(0, len(x), self.batch_size)
+            ]
+        )
+        return self.scaler.inverse_transform(z)
+
+    def predict_patches(self, audio) -> list[Patch]:
+        """Post-processed predictions (clipped, ratios snapped) as patches.
+
+        Args:
+            audio: float array of shape (n, 64000) or (64000,), 16 kHz mono.
+
+        Returns:
+            n validated :class:`~fmlib.patch.Patch` objects.
+        """
+        vectors = postprocess(self.predict_vectors(audio))
+        return [patch_from_vector(v, algorithm=self.algorithm) for v in vectors]
+
+
+def load_predictor(model_dir: str | os.PathLike) -> Predictor:
+    """Load a trained model folder (``model.keras`` with ``safe_mode=True`` and
+    ``model.json``'s scaler).
+
+    Raises:
+        MissingFileError: the folder does not exist.
+        InputError: the folder is not a finished model.
+    """
+    import keras
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise MissingFileError(f"{model_dir}: no such model folder")
+    meta_path, model_path = model_dir / "model.json", model_dir / "model.keras"
+    hint = "train one with: python -m fmlib train --data DATASET --out MODEL_DIR"
+    if not meta_path.is_file() or not model_path.is_file():
+        raise InputError(
+            f"{model_dir}: not a model folder (no model.json/model.keras); {hint}"
+        )
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        scaler = TargetScaler.from_dict(meta["scaler"])
+    except (
+        OSError,
+        UnicodeDecodeError,
+        json.JSONDecodeError,
+        KeyError,
+        TypeError,
+    ) as exc:
+        raise InputError(f"{meta_path}: not a valid model.json ({exc!s:.80})") from None
+    except InputError as exc:
+        raise InputError(f"{meta_path}: {exc}") from None
+    if not meta.get("complete"):
+        raise InputError(f"{model_dir}: training has not finished; rerun it to resume")
+    try:
+        model = keras.saving.load_model(model_path, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for a damaged file
+        raise InputError(f"{model_path}: cannot load the model ({exc!s:.80})") from None
+    out_shape = tuple(model.output_shape)
+    if tuple(model.input_shape[1:]) != (INPUT_LENGTH, 1) or out_shape[1:] != (
+        len(P.TARGET_NAMES),
+    ):
+        raise InputError(
+            f"{model_path}: expected input (64000, 1) and 15 outputs, "
+            f"got {model.input_shape} -> {model.output_shape}"
+        )
+    algorithm = meta.get("algorithm", DEFAULT_ALGORITHM)
+    return Predictor(model=model, scaler=scaler, algorithm=algorithm, meta=meta)
+
+
+# --------------------------------------------------------------------------- CLI
+def configure_parser(parser) -> None:
+    parser.add_argument(
+        "model_dir", help="a trained model folder (python -m fmlib train)"
+    )
+    parser.add_argument("input", help="a WAV (or any file soundfile reads)")
+    parser.add_argument("-o", "--out", required=True, help="patch JSON to write")
+    parser.add_argument("--wav", default=None, help="also render the patch to this WAV")
+
+
+def _check_json_path(path: str) -> Path:
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise MissingFileError(f"{parent}: output folder does not exist")
+    if p.is_dir():
+        raise InputError(f"{p}: is a folder; give a file name ending in .json")
+    return p
+
+
+def run(args) -> int:
+    from fmlib.audio_io import check_output_path, read_wav, write_wav
+    from fmlib.patch import save_patch
+    from fmlib.synth import render
+
+    out = _check_json_path(args.out)
+    wav_out = check_output_path(args.wav) if args.wav else None
+    audio, sample_rate = read_wav(args.input)
+    try:
+        x, changes = prepare_audio(audio, sample_rate)
+    except InputError as exc:
+        raise InputError(f"{args.input}: {exc}") from None
+    predictor = load_predictor(args.model_dir)
+    for change in changes:
+        print(f"input: {change}")
+    patch = predictor.predict_patches(x[None, :])[0]
+    save_patch(patch, out)
+    mods = ", ".join(
+        f"M{i}={m.ratio:g}x/{m.index:.2f}" for i, m in enumerate(patch.modulators, 1)
+    )
+    print(f"predicted: carrier {patch.carrier_hz:.1f} Hz, {mods}")
+    print(f"patch: {out}")
+    if wav_out is not None:
+        write_wav(wav_out, render(patch), P.SAMPLE_RATE)
+        print(f"re-synthesis: {wav_out}")
+    return 0

@@ -1,0 +1,163 @@
+"""Training: the paper's split, a tiny run, saving, results files and resumption."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fmlib import train as T
+from fmlib.cli import main
+from fmlib.errors import InputError
+from fmlib.model import TargetScaler, canonicalize
+
+#: A small, fast variant of the paper's model for tests (architecture tests use the
+#: full one). l2 = 0 so that a falling loss means the fit improves.
+TINY = {
+    "conv_filters": [4, 8, 8],
+    "l2": 0.0,
+    "learning_rate": 0.003,
+    "epochs": 3,
+    "batch_size": 16,
+}
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    from fmlib.dataset import generate_dataset
+
+    return generate_dataset(
+        tmp_path_factory.mktemp("ds") / "d64", n=64, seed=0, workers=1, progress=False
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(dataset_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    T.train(dataset_dir, out, config=TINY, seed=0, verbose=0)
+    return out
+
+
+def test_paper_split_sizes_disjoint_and_seeded():
+    s = T.split_indices(5000, seed=0)
+    assert [len(s[k]) for k in ("train", "val", "test")] == [3000, 750, 1250]
+    allidx = np.concatenate(list(s.values()))
+    assert len(np.unique(allidx)) == 5000 and allidx.min() == 0 and allidx.max() == 4999
+    again = T.split_indices(5000, seed=0)
+    other = T.split_indices(5000, seed=1)
+    for k in s:
+        np.testing.assert_array_equal(s[k], again[k])
+        assert np.all(np.diff(s[k]) > 0)  # sorted
+    assert not np.array_equal(s["test"], other["test"])
+    with pytest.raises(InputError):
+        T.split_indices(2, seed=0)
+
+
+def test_pooled_metrics_and_cents_known_values():
+    pred = np.zeros((2, 15))
+    truth = np.zeros((2, 15))
+    truth[0, 0] = 30.0  # one error of 30 over 30 values
+    m = T.pooled_metrics(pred, truth)
+    assert m["MSE"] == pytest.approx(900 / 30)
+    assert m["RMSE"] == pytest.approx(np.sqrt(30))
+    assert m["MAE"] == pytest.approx(1.0)
+    cents = T.carrier_cents([880.0, 440.0, 5.0], [440.0, 440.0, 40.0])
+    np.testing.assert_allclose(cents, [1200.0, 0.0, 1200.0])  # 5 Hz clipped to 20
+
+
+def test_tiny_run_trains_and_writes_every_result(trained, dataset_dir):
+    h = pd.read_csv(trained / T.HISTORY_CSV)
+    assert list(h["epoch"]) == [0, 1, 2]
+    assert h["loss"].iloc[-1] < h["loss"].iloc[0]
+    assert h["mse"].iloc[-1] < h["mse"].iloc[0]
+    for name in T._OWN_FILES:
+        assert (trained / name).is_file(), name
+    assert not (trained / T.CHECKPOINT_DIR).exists()
+    meta = json.loads((trained / T.MODEL_JSON).read_text())
+    assert meta["complete"] and meta["seed"] == 0 and meta["epochs_run"] == 3
+    assert meta["split"] == {"train": 38, "val": 10, "test": 16}
+    assert meta["config"]["conv_filters"] == [4, 8, 8]
+    assert meta["algorithm"] == "dx7_18"
+    from fmlib.dataset import open_dataset
+
+    ds = open_dataset(dataset_dir)
+    assert meta["dataset_manifest_hash"] == ds.manifest_hash
+    # the scaler is fitted on the canonical training targets only
+    split = T.load_split(trained)
+    v = canonicalize(ds.vectors(), algorithm="dx7_18")
+    ref = TargetScaler().fit(v[split["train"]])
+    np.testing.assert_allclose(meta["scaler"]["mean"], ref.mean)
+    np.testing.assert_array_equal(split["test"], T.split_indices(64, seed=0)["test"])
+    t4 = pd.read_csv(trained / "table4_last_epochs.csv")
+    assert list(t4["epoch"]) == [1, 2, 3]
+    t5 = pd.read_csv(trained / "table5_test_metrics.csv")
+    assert list(t5["metric"]) == ["RMSE", "MSE", "MAE"]
+    # Table 5 recomputed from the saved test predictions
+    preds = pd.read_csv(trained / "test_predictions.csv")
+    truth = v[preds["note"].to_numpy()]
+    m = T.pooled_metrics(preds.drop(columns="note").to_numpy(), truth)
+    np.testing.assert_allclose(t5["ours"], [m["RMSE"], m["MSE"], m["MAE"]], rtol=1e-9)
+    assert (trained / "table5_test_metrics.md").read_text().startswith("| metric |")
+    assert (trained / "fig10_mse.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_saved_model_predicts_like_the_trained_one(trained, dataset_dir):
+    from fmlib.dataset import open_dataset
+    from fmlib.predict import load_predictor
+
+    preds = pd.read_csv(trained / "test_predictions.csv")
+    audio = open_dataset(dataset_dir).read(preds["note"].to_numpy())
+    p1 = load_predictor(trained).predict_vectors(audio)
+    p2 = load_predictor(trained).predict_vectors(audio)
+    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_allclose(p1, preds.drop(columns="note").to_numpy(), rtol=1e-5)
+
+
+def test_ensure_model_reuses_and_train_refuses_other_settings(trained, dataset_dir):
+    before = (trained / "model.keras").stat().st_mtime_ns
+    assert T.ensure_model(dataset_dir, trained, config=TINY, seed=0) == trained
+    assert (trained / "model.keras").stat().st_mtime_ns == before
+    with pytest.raises(InputError, match="other settings.*seed"):
+        T.train(dataset_dir, trained, config=TINY, seed=1)
+
+
+def test_interrupted_run_resumes_after_the_last_epoch(
+    dataset_dir, tmp_path, monkeypatch
+):
+    original = T._callbacks_module
+
+    def interrupting():
+        es, timer, checkpoint = original()
+
+        class Stop(checkpoint):
+            def on_epoch_end(self, epoch, logs=None):
+                super().on_epoch_end(epoch, logs)
+                if epoch == 1:
+                    raise KeyboardInterrupt
+
+        return es, timer, Stop
+
+    out = tmp_path / "m"
+    cfg = {**TINY, "conv_filters": [2, 2, 2]}
+    monkeypatch.setattr(T, "_callbacks_module", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(dataset_dir, out, config=cfg, seed=0, verbose=0)
+    assert not T.is_complete(out)
+    first = pd.read_csv(out / T.HISTORY_CSV)
+    state = json.loads((out / T.CHECKPOINT_DIR / "state.json").read_text())
+    assert list(first["epoch"]) == [0, 1] and state["epoch"] == 1
+    monkeypatch.setattr(T, "_callbacks_module", original)
+    T.ensure_model(dataset_dir, out, config=cfg, seed=0, verbose=0)
+    h = pd.read_csv(out / T.HISTORY_CSV)
+    assert list(h["epoch"]) == [0, 1, 2]
+    pd.testing.assert_frame_equal(h.iloc[:2], first)
+    assert json.loads((out / T.MODEL_JSON).read_text())["epochs_run"] == 3
+
+
+def test_cli_errors_exit_2(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "nope"), "--out", "x"]) == 2
+    assert "no such dataset folder" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path), "--out", "x", "--epochs", "0"]) == 2
+    assert "--epochs" in capsys.readouterr().err
