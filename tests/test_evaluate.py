@@ -1,0 +1,161 @@
+"""evaluate end to end: a tiny model on a few SoundFont notes plus a broken one."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fmlib import metrics
+from fmlib.baselines import midi_to_hz, sine_440
+from fmlib.cli import main
+from fmlib.errors import InputError
+from fmlib.evaluate import CSV_COLUMNS, METHODS, evaluate
+from fmlib.nsynth import read_note
+from fmlib.soundfont import build_soundfont_set
+
+TINY = {"conv_filters": [4, 8, 8], "l2": 0.0, "epochs": 1, "batch_size": 16}
+BROKEN = "guitar_soundfont_999-060-100"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from fmlib.dataset import generate_dataset
+    from fmlib.train import train
+
+    root = tmp_path_factory.mktemp("evalmodel")
+    ds = generate_dataset(root / "ds", n=32, seed=0, workers=1, progress=False)
+    return train(ds, root / "model", config=TINY, seed=0, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("evaldata") / "set"
+    build_soundfont_set(
+        out,
+        renderer="tinysoundfont",
+        per_family=1,
+        families=("flute",),
+        progress=False,
+    )
+    index = json.loads((out / "examples.json").read_text())
+    index[BROKEN] = {"pitch": 60, "velocity": 100}  # listed, but its WAV is garbage
+    (out / "examples.json").write_text(json.dumps(index))
+    (out / "audio" / f"{BROKEN}.wav").write_bytes(b"not a wav file")
+    return out
+
+
+def _rows(out):
+    return pd.read_csv(out / "notes.csv", keep_default_na=False, na_values=[""])
+
+
+def test_end_to_end(model_dir, data_dir, tmp_path):
+    out = evaluate(
+        model_dir, data_dir, tmp_path / "res", save_audio=True, progress=False
+    )
+    rows = _rows(out)
+    assert tuple(rows.columns) == CSV_COLUMNS
+    assert len(rows) == 7
+    bad = rows[rows.status == "error"]
+    assert (
+        list(bad.note_str) == [BROKEN]
+        and "not a readable audio file" in bad.error.iloc[0]
+    )
+    ok = rows[rows.status == "ok"].set_index("note_str")
+    assert len(ok) == 6
+    # baseline columns are the metrics of the 440 Hz sine, recomputed independently
+    name = ok.index[0]
+    x = read_note(data_dir / "audio" / f"{name}.wav")
+    d = metrics.distances(metrics.features(x), metrics.features(sine_440()))
+    for k, v in d.items():
+        assert ok.loc[name, f"sine_440_{k}"] == pytest.approx(v, rel=1e-6)
+    # the saved re-synthesis is what was scored
+    y = read_note(out / "audio" / f"{name}.wav")
+    assert y.shape == (64_000,)
+    assert ok.loc[name, "resynthesis_logmel"] == pytest.approx(
+        metrics.logmel_distance(x, y),
+        rel=0.02,  # WAV is 16-bit: tiny requantisation
+    )
+    cents = 1200 * np.log2(ok.pred_carrier_hz / ok.pitch.map(midi_to_hz))
+    assert np.allclose(ok.pitch_error_cents, cents)
+    # tables
+    t6 = pd.read_csv(out / "table6_means.csv", index_col=0)
+    for m in METHODS:
+        assert t6.loc["Log Mel (raw)", m] == pytest.approx(ok[f"{m}_logmel"].mean())
+    imp = t6.loc["FFT", "improvement_vs_sine_440_pct"]
+    r, b = ok.resynthesis_fft.mean(), ok.sine_440_fft.mean()
+    assert imp == pytest.approx(100 * (b - r) / b)
+    t7 = pd.read_csv(out / "table7_std.csv", index_col=0)
+    assert t7.loc["STFT", "sine_pitch"] == pytest.approx(ok.sine_pitch_stft.std())
+    t8 = pd.read_csv(out / "table8_family_means.csv", index_col=0)
+    assert list(t8.index) == ["flute"] and t8.loc["flute", "n"] == 6
+    for stem in (
+        "table6_means",
+        "table7_std",
+        "table8_family_means",
+        "table9_family_std",
+    ):
+        assert (out / f"{stem}.md").read_text().startswith("### Table")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_ok"] == 6 and summary["n_failed"] == 1
+    assert summary["failed"][0]["note_str"] == BROKEN
+    assert "not NSynth" in summary["source_label"]
+
+
+def test_resume_after_interruption(model_dir, data_dir, tmp_path):
+    out = evaluate(model_dir, data_dir, tmp_path / "res", limit=4, progress=False)
+    full = _rows(out)
+    # simulate a crash in the middle of writing the last rows
+    text = (out / "notes.csv").read_text()
+    lines = text.splitlines(keepends=True)
+    (out / "notes.csv").write_text("".join(lines[:-2]) + lines[-2][:25])
+    evaluate(model_dir, data_dir, out, limit=4, progress=False)
+    again = _rows(out)
+    # failed notes are retried on every run; only a note's last row counts
+    assert (again.note_str == BROKEN).sum() == 2
+    again = again.drop_duplicates("note_str", keep="last")
+    assert sorted(again.note_str) == sorted(full.note_str)
+    a = again.set_index("note_str").sort_index()
+    f = full.set_index("note_str").sort_index()
+    # batch composition changes the CNN output at float32 rounding level only
+    pd.testing.assert_frame_equal(a, f, check_exact=False, rtol=1e-4)
+    # a different limit in the same folder is refused
+    with pytest.raises(InputError, match="another"):
+        evaluate(model_dir, data_dir, out, limit=3, progress=False)
+
+
+def test_limit_round_robin_and_cli(model_dir, data_dir, tmp_path, capsys):
+    data = tmp_path / "two"
+    shutil.copytree(data_dir, data)
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(model_dir),
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "cli"),
+            "--limit",
+            "2",
+        ]
+    )
+    assert code == 0
+    assert "results:" in capsys.readouterr().out
+    assert len(_rows(tmp_path / "cli")) == 2
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(tmp_path / "none"),
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "x"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
