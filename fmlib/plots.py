@@ -61,8 +61,10 @@ def use_style() -> None:
     plt.rcParams.update(STYLE)
 
 
-def save_figure(fig, name: str, *, out_dir: str | os.PathLike = FIGURES_DIR) -> Path:
-    """Save ``fig`` as ``<out_dir>/<name>.png`` atomically and close it.
+def save_figure(
+    fig, name: str, *, out_dir: str | os.PathLike = FIGURES_DIR, show: bool = True
+) -> Path:
+    """Save ``fig`` as ``<out_dir>/<name>.png`` atomically, show it, and close it.
 
     Args:
         fig: A matplotlib Figure.
@@ -71,6 +73,8 @@ def save_figure(fig, name: str, *, out_dir: str | os.PathLike = FIGURES_DIR) -> 
             link to them.
         out_dir: Destination folder, created if needed (default
             :data:`fmlib.paths.FIGURES_DIR`; the notebooks pass their output folder).
+        show: In a Jupyter kernel, display the figure before closing it (closing
+            keeps memory flat over many figures and avoids showing it twice).
 
     Returns:
         The path of the PNG written.
@@ -90,11 +94,24 @@ def save_figure(fig, name: str, *, out_dir: str | os.PathLike = FIGURES_DIR) -> 
     try:
         fig.savefig(tmp, format="png")
         os.replace(tmp, path)
+        if show and _in_kernel():
+            from IPython.display import display
+
+            display(fig)
     finally:
         if tmp.exists():
             tmp.unlink()
         plt.close(fig)
     return path
+
+
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
 
 
 def plot_waveform(
@@ -384,3 +401,59 @@ def plot_hz_vs_mel(ax, *, max_hz: float = 8000.0):
     ax.set_ylabel("scale value")
     ax.legend()
     return ax
+
+
+def plot_history(ax, history, metric: str, *, label: str | None = None):
+    """Training curve of one metric, train and validation (paper Figures 10-11).
+
+    Args:
+        history: pandas DataFrame of the model folder's ``history.csv``: an ``epoch``
+            column counted from 0, ``<metric>`` and ``val_<metric>``.
+        metric: ``"mse"`` or ``"mae"`` (on standardised targets).
+        label: y-axis label (default: the metric in capitals).
+    """
+    epochs = history["epoch"].to_numpy() + 1
+    ax.plot(epochs, history[metric], color=COLORS["train"], label="train")
+    ax.plot(
+        epochs, history[f"val_{metric}"], color=COLORS["validation"], label="validation"
+    )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(label or f"{metric.upper()} (standardised targets)")
+    ax.legend()
+    return ax
+
+
+def comparison_figure(examples, *, max_hz: float | None = None):
+    """Spectrograms side by side: one row per example, one column per signal.
+
+    Args:
+        examples: list of ``(row_title, {column_title: audio})``; every dict has the
+            same keys in the same order, audio float arrays of shape (64000,) at
+            16 kHz (e.g. "original", "re-synthesis", "baseline").
+        max_hz: Upper frequency shown, Hz.
+
+    Returns:
+        The matplotlib Figure (save it with :func:`save_figure`).
+    """
+    if not examples:
+        raise InputError("comparison_figure: no examples to draw")
+    columns = list(examples[0][1])
+    fig, axes = plt.subplots(
+        len(examples),
+        len(columns),
+        figsize=(3.6 * len(columns), 2.4 * len(examples)),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+    )
+    for r, (title, signals) in enumerate(examples):
+        for c, name in enumerate(columns):
+            ax = axes[r, c]
+            plot_spectrogram(ax, signals[name], max_hz=max_hz)
+            ax.set_title(f"{title}: {name}", fontsize=9)
+            if r < len(examples) - 1:
+                ax.set_xlabel("")
+            if c > 0:
+                ax.set_ylabel("")
+    fig.tight_layout()
+    return fig

@@ -41,9 +41,12 @@ from fmlib.paths import (
     FIGURES_DIR,
     MODELS_DIR,
     NOTEBOOKS_DIR,
+    NSYNTH_DEV_DIR,
+    NSYNTH_TEST_DIR,
     PATCHES_DIR,
     PROFILES_DIR,
     RUNS_DIR,
+    SOUNDFONT_SET_DIR,
     TABLES_DIR,
 )
 
@@ -65,6 +68,7 @@ class RunDirs:
     models: Path
     evaluations: Path
     patches: Path
+    soundfont_set: Path
 
 
 def run_dirs(*, output_dir: str = "", work_dir: str = "") -> RunDirs:
@@ -74,8 +78,8 @@ def run_dirs(*, output_dir: str = "", work_dir: str = "") -> RunDirs:
         output_dir: ``""`` for the committed ``figures/`` and ``results/tables/``;
             otherwise a folder that receives ``figures/`` and ``tables/``.
         work_dir: ``""`` for :data:`fmlib.paths.DATA_DIR` (``datasets/``,
-            ``models/``, ``evaluations/``, ``patches/``); otherwise a folder holding
-            the same sub-folders.
+            ``models/``, ``evaluations/``, ``patches/``, ``soundfont-set/``);
+            otherwise a folder holding the same sub-folders.
 
     Returns:
         The folders; the output ones are created.
@@ -89,16 +93,20 @@ def run_dirs(*, output_dir: str = "", work_dir: str = "") -> RunDirs:
         work = Path(work_dir)
         datasets, models = work / "datasets", work / "models"
         evaluations, patches = work / "evaluations", work / "patches"
+        soundfont_set = work / "soundfont-set"
     else:
-        datasets, models, evaluations, patches = (
+        datasets, models, evaluations, patches, soundfont_set = (
             DATASETS_DIR,
             MODELS_DIR,
             EVALUATIONS_DIR,
             PATCHES_DIR,
+            SOUNDFONT_SET_DIR,
         )
     for d in (figures, tables):
         d.mkdir(parents=True, exist_ok=True)
-    return RunDirs(figures, tables, datasets, models, evaluations, patches)
+    return RunDirs(
+        figures, tables, datasets, models, evaluations, patches, soundfont_set
+    )
 
 
 def write_table(df, name: str, *, out_dir: str | os.PathLike, floatfmt: str = ".4g"):
@@ -136,6 +144,163 @@ def _atomic_text(path: Path, text: str) -> Path:
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+# --------------------------------------------------------------- notebook helpers
+# Steps that several notebooks share (each notebook stays runnable on its own).
+
+
+def ensure_run_dataset(
+    dirs: RunDirs, *, name: str, n: int, seed: int, algorithm: str, force: bool = False
+) -> Path:
+    """The dataset ``<datasets>/<name>``, generated only if its config differs/misses.
+
+    Returns:
+        The dataset folder (see :func:`fmlib.dataset.ensure_dataset`).
+    """
+    from fmlib.dataset import ensure_dataset
+
+    return ensure_dataset(
+        dirs.datasets / name, n=n, seed=seed, algorithm=algorithm, force=force
+    )
+
+
+def ensure_run_model(
+    dirs: RunDirs,
+    *,
+    dataset_dir: Path,
+    name: str,
+    epochs: int,
+    seed: int,
+    limit: int | None = None,
+    force: bool = False,
+) -> Path:
+    """The model ``<models>/<name>``, trained (or resumed) only when its settings
+    (the paper's config with ``epochs``, seed, limit, dataset hash) changed.
+
+    Returns:
+        The model folder (see :func:`fmlib.train.ensure_model`).
+    """
+    from fmlib.train import ensure_model
+
+    return ensure_model(
+        dataset_dir,
+        dirs.models / name,
+        config={"epochs": int(epochs)},
+        seed=seed,
+        limit=limit,
+        force=force,
+        verbose=2,
+    )
+
+
+#: Evaluation sets a notebook can ask for.
+EVAL_SETS = ("auto", "nsynth-test", "soundfont", "nsynth-dev")
+
+
+def evaluation_set(name: str, dirs: RunDirs) -> tuple[str, Path, str]:
+    """Resolve ``EVAL_SET`` to (key, folder, label); builds the SoundFont set if needed.
+
+    ``auto`` is the official NSynth test split when it has been downloaded to
+    :data:`fmlib.paths.NSYNTH_TEST_DIR`, otherwise the SoundFont-rendered set (which
+    is *not* NSynth, and is labelled so).
+
+    Raises:
+        InputError: an unknown name.
+        MissingFileError: ``nsynth-test`` or ``nsynth-dev`` requested but absent.
+    """
+    if name not in EVAL_SETS:
+        raise InputError(
+            f"EVAL_SET: {name!r} is not valid; valid: {', '.join(EVAL_SETS)}"
+        )
+    if name == "auto":
+        has_test = (NSYNTH_TEST_DIR / "examples.json").is_file()
+        name = "nsynth-test" if has_test else "soundfont"
+    if name == "nsynth-test":
+        if not (NSYNTH_TEST_DIR / "examples.json").is_file():
+            raise MissingFileError(
+                f"{NSYNTH_TEST_DIR}: NSynth test split not found; run "
+                "`python -m fmlib download-nsynth` or use EVAL_SET soundfont"
+            )
+        return name, NSYNTH_TEST_DIR, "NSynth test split (official, 4,096 notes)"
+    if name == "nsynth-dev":
+        if not (NSYNTH_DEV_DIR / "examples.json").is_file():
+            raise MissingFileError(
+                f"{NSYNTH_DEV_DIR}: NSynth development set not found"
+            )
+        return name, NSYNTH_DEV_DIR, "NSynth development subset (110 real notes)"
+    from fmlib.soundfont import build_soundfont_set
+
+    folder = build_soundfont_set(dirs.soundfont_set)
+    return (
+        "soundfont",
+        Path(folder),
+        "SoundFont-rendered set (General MIDI, NOT NSynth)",
+    )
+
+
+def evaluation_dir(
+    dirs: RunDirs, *, model_dir: Path, key: str, limit: int | None
+) -> Path:
+    """Folder of one evaluation, keyed by model (hash of its ``model.json``), set and
+    limit, so a retrained model or another set never mixes with an old one."""
+    import hashlib
+
+    digest = hashlib.sha256((Path(model_dir) / "model.json").read_bytes()).hexdigest()
+    size = "all" if limit is None else str(int(limit))
+    return dirs.evaluations / f"{Path(model_dir).name}-{key}-{size}-{digest[:10]}"
+
+
+def copy_tables(src_dir: Path, stems, *, out_dir: Path) -> list[Path]:
+    """Copy ``<stem>.csv`` and ``<stem>.md`` from a model or evaluation folder into
+    the tables folder (atomically). Returns the paths written.
+
+    Raises:
+        MissingFileError: a table is missing in ``src_dir``.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stem in stems:
+        for ext in (".csv", ".md"):
+            src = Path(src_dir) / f"{stem}{ext}"
+            if not src.is_file():
+                raise MissingFileError(f"{src}: table not found")
+            written.append(_atomic_text(out_dir / src.name, src.read_text("utf-8")))
+    return written
+
+
+def family_examples(
+    eval_dir: Path, data_dir: Path, *, per_family: int = 1, baseline: str = "sine_440"
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """Original, re-synthesis and a baseline for the first notes of every family.
+
+    Reads the evaluation's ``notes.csv`` (status ``ok``) and ``audio/`` (written with
+    ``save_audio=True``) and the original WAVs of ``data_dir``.
+
+    Returns:
+        ``[(family, note_str, {"original": x, "re-synthesis": y, baseline: b}), ...]``
+        sorted by family; every array float32 of shape (64000,) at 16 kHz.
+    """
+    import pandas as pd
+
+    from fmlib.baselines import baselines
+    from fmlib.nsynth import load_nsynth, read_note
+
+    notes = pd.read_csv(Path(eval_dir) / "notes.csv")
+    notes = notes.drop_duplicates("note_str", keep="last")
+    notes = notes[notes["status"] == "ok"].sort_values(
+        ["instrument_family_str", "note_str"]
+    )
+    paths = load_nsynth(data_dir).set_index("note_str")["path"]
+    out = []
+    for family, group in notes.groupby("instrument_family_str", sort=True):
+        for rec in group.head(per_family).to_dict("records"):
+            original = read_note(paths[rec["note_str"]])
+            resynth = read_note(Path(eval_dir) / "audio" / f"{rec['note_str']}.wav")
+            base = baselines(original, float(rec["pitch"]))[baseline]
+            signals = {"original": original, "re-synthesis": resynth, baseline: base}
+            out.append((str(family), str(rec["note_str"]), signals))
+    return out
 
 
 @dataclass(frozen=True)
