@@ -46,7 +46,8 @@ class Envelope:
 
 @dataclass(frozen=True)
 class Patch:
-    """A complete, validated synthesizer patch (build it with :func:`patch_from_dict`)."""
+    """A complete, validated synthesizer patch (build it with
+    :func:`patch_from_dict`)."""
 
     algorithm: str
     carrier_hz: float
@@ -59,7 +60,8 @@ class Patch:
             "algorithm": self.algorithm,
             "carrier_hz": float(self.carrier_hz),
             "modulators": [
-                {"ratio": float(m.ratio), "index": float(m.index)} for m in self.modulators
+                {"ratio": float(m.ratio), "index": float(m.index)}
+                for m in self.modulators
             ],
             "envelope": {
                 "attack_s": float(self.envelope.attack_s),
@@ -82,12 +84,17 @@ class Patch:
 
 
 def _number(value: Any, field: str, spec: P.ParamSpec) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if isinstance(value, bool) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
         raise InputError(
             f"{field}: expected a number, got {type(value).__name__} {value!r}; "
             f"valid: {spec.valid_text()}"
         )
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:  # an integer beyond float range, e.g. 1 followed by 400 zeros
+        x = math.inf
     if not spec.is_valid(x):
         raise InputError(f"{field}: {x!r} is not valid; valid: {spec.valid_text()}")
     return x
@@ -116,7 +123,9 @@ def patch_from_dict(d: Any) -> Patch:
     d = _mapping(d, "patch")
     algorithm = d.get("algorithm", DEFAULT_ALGORITHM)
     if not isinstance(algorithm, str):
-        raise InputError(f"algorithm: expected a string, got {type(algorithm).__name__}")
+        raise InputError(
+            f"algorithm: expected a string, got {type(algorithm).__name__}"
+        )
     get_algorithm(algorithm)
     carrier_hz = _number(_key(d, "carrier_hz", ""), "carrier_hz", P.CARRIER)
     mods = _key(d, "modulators", "")
@@ -124,7 +133,8 @@ def patch_from_dict(d: Any) -> Patch:
         raise InputError(f"modulators: expected a list of {P.N_MODULATORS} objects")
     if len(mods) != P.N_MODULATORS:
         raise InputError(
-            f"modulators: expected exactly {P.N_MODULATORS} entries (M1..M5), got {len(mods)}"
+            f"modulators: expected exactly {P.N_MODULATORS} entries (M1..M5), "
+            f"got {len(mods)}"
         )
     modulators = []
     for i, m in enumerate(mods, start=1):
@@ -138,7 +148,9 @@ def patch_from_dict(d: Any) -> Patch:
         )
     env = _mapping(_key(d, "envelope", ""), "envelope")
     values = {
-        spec.name: _number(_key(env, spec.name, "envelope."), f"envelope.{spec.name}", spec)
+        spec.name: _number(
+            _key(env, spec.name, "envelope."), f"envelope.{spec.name}", spec
+        )
         for spec in P.ENVELOPE_PARAMS
     }
     return Patch(algorithm, carrier_hz, tuple(modulators), Envelope(**values))
@@ -148,14 +160,20 @@ def patch_from_vector(vector: Any, *, algorithm: str = DEFAULT_ALGORITHM) -> Pat
     """Build a patch from 15 values in :data:`fmlib.params.TARGET_NAMES` order."""
     v = np.asarray(vector, dtype=np.float64).reshape(-1)
     if v.shape != (len(P.TARGET_NAMES),):
-        raise InputError(f"parameter vector: expected {len(P.TARGET_NAMES)} values, got {v.size}")
+        raise InputError(
+            f"parameter vector: expected {len(P.TARGET_NAMES)} values, got {v.size}"
+        )
     n = P.N_MODULATORS
     return patch_from_dict(
         {
             "algorithm": algorithm,
             "carrier_hz": v[0],
-            "modulators": [{"ratio": v[1 + i], "index": v[1 + n + i]} for i in range(n)],
-            "envelope": dict(zip([s.name for s in P.ENVELOPE_PARAMS], v[1 + 2 * n :])),
+            "modulators": [
+                {"ratio": v[1 + i], "index": v[1 + n + i]} for i in range(n)
+            ],
+            "envelope": dict(
+                zip([s.name for s in P.ENVELOPE_PARAMS], v[1 + 2 * n :], strict=True)
+            ),
         }
     )
 
@@ -177,22 +195,28 @@ def load_patch(path: str | os.PathLike) -> Patch:
     if not text.strip():
         raise InputError(f"{path}: the patch file is empty; expected a JSON object")
     try:
-        d = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+        # NaN and Infinity literals (not JSON, but Python writes them) parse to
+        # floats here, so that validation rejects them naming their field.
+        d = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        where = f" at line {exc.lineno}: {exc.msg}" if hasattr(exc, "lineno") else ""
+        raise InputError(f"{path}: invalid JSON{where}") from None
     try:
         return patch_from_dict(d)
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
 
 
-def _reject_constant(name: str) -> float:
-    # JSON has no NaN/Infinity; Python's json accepts them unless told otherwise.
-    raise InputError(f"{name} is not a valid number in a patch; use finite numbers")
-
-
 def save_patch(patch: Patch | dict, path: str | os.PathLike) -> Path:
-    """Validate ``patch`` and write it as indented JSON (atomically). Returns the path."""
+    """Validate ``patch`` and write it as indented JSON (atomically).
+
+    Returns:
+        The path written.
+
+    Raises:
+        InputError: an invalid patch.
+        MissingFileError: the output folder does not exist.
+    """
     p = patch_from_dict(patch)
     path = Path(path)
     if not path.parent.is_dir():
