@@ -308,6 +308,41 @@ def _truncate_history(path: Path, n_epochs: int) -> None:
     os.replace(tmp, path)
 
 
+LOCK_FILE = "train.lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _check_lock(out_dir: Path) -> None:
+    """Raise when another live process is training into ``out_dir``."""
+    lock = out_dir / LOCK_FILE
+    try:
+        pid = int(json.loads(lock.read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pid = None
+    if pid is not None and pid != os.getpid() and _pid_alive(pid):
+        raise InputError(
+            f"{out_dir}: process {pid} is training into this folder; wait for it to "
+            f"finish (or stop it, then rerun to resume)"
+        )
+
+
+def _acquire_lock(out_dir: Path) -> Path:
+    """Mark ``out_dir`` as being trained by this process (after :func:`_check_lock`)."""
+    _check_lock(out_dir)
+    lock = out_dir / LOCK_FILE
+    _write_json(lock, {"pid": os.getpid()})
+    return lock
+
+
 # --------------------------------------------------------------------------- training
 def train(
     dataset_dir,
@@ -340,13 +375,25 @@ def train(
             ``force`` or another folder), or a bad config.
         MissingFileError: no dataset at ``dataset_dir``.
     """
-    import keras
-
     config = merge_config(config)
     dataset = _open(dataset_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ident = _identity(config, seed, limit, dataset)
+    lock = _acquire_lock(out_dir)
+    try:
+        return _train_locked(
+            dataset, dataset_dir, out_dir, config, ident, seed, limit, force, verbose
+        )
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _train_locked(
+    dataset, dataset_dir, out_dir, config, ident, seed, limit, force, verbose
+) -> Path:
+    import keras
+
     saved = _read_model_json(out_dir)
     if force:
         _clear(out_dir)
@@ -516,6 +563,7 @@ def ensure_model(
             print(f"reusing model: {out_dir / MODEL_FILE}")
             return out_dir
         if diffs:
+            _check_lock(out_dir)
             print(f"{out_dir}: settings changed ({', '.join(diffs[:5])}); retraining")
             _clear(out_dir)
     return train(

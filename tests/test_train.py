@@ -161,3 +161,22 @@ def test_cli_errors_exit_2(tmp_path, capsys):
     assert "no such dataset folder" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path), "--out", "x", "--epochs", "0"]) == 2
     assert "--epochs" in capsys.readouterr().err
+
+
+def test_a_folder_being_trained_by_a_live_process_is_refused(dataset_dir, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / T.LOCK_FILE).write_text(json.dumps({"pid": sleeper.pid}))
+        with pytest.raises(InputError, match=f"process {sleeper.pid} is training"):
+            T.ensure_model(dataset_dir, out, config={**TINY, "epochs": 1}, seed=0)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # a stale lock (dead process) is ignored, and removed when training ends
+    T.ensure_model(dataset_dir, out, config={**TINY, "epochs": 1}, seed=0, verbose=0)
+    assert T.is_complete(out) and not (out / T.LOCK_FILE).exists()
