@@ -17,6 +17,7 @@ A model folder holds::
     table4_last_epochs.{csv,md}, table5_test_metrics.{csv,md},
     per_parameter_mae.{csv,md}, carrier_cents.{csv,md}, results.json,
     test_predictions.csv, fig10_mse.png, fig11_mae.png
+    train.lock         the pid of the process training into the folder (while it runs)
     checkpoint/        last epoch's model + optimizer, best weights, early-stopping
                        state; removed once training is complete
 
