@@ -305,6 +305,13 @@ def _prepare_folder(out: Path) -> None:
     """Create ``out`` (and parents) or fail with one line if it cannot be written."""
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder; give a folder for --out")
+    if out.is_dir() and not (out / MANIFEST_NAME).exists():
+        strangers = sorted(p.name for p in out.iterdir() if not _known_entry(p.name))
+        if strangers:
+            raise InputError(
+                f"{out}: is not empty and not a dataset (holds {strangers[0]!r}); "
+                "give an empty or new folder for --out"
+            )
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / AUDIO_DIR).mkdir(exist_ok=True)
@@ -491,13 +498,6 @@ def _generate_locked(
             manifest = None
         if manifest is None:
             _remove_dataset(out)
-    else:
-        strangers = sorted(p.name for p in out.iterdir() if not _known_entry(p.name))
-        if strangers:
-            raise InputError(
-                f"{out}: is not empty and not a dataset (holds {strangers[0]!r}); "
-                "give an empty or new folder for --out"
-            )
     if manifest is None:
         manifest = _new_manifest(config, shard_size or DEFAULT_SHARD_SIZE)
     size = manifest["shard_size"]
