@@ -43,7 +43,13 @@ from tqdm import tqdm
 
 from fmlib import metrics
 from fmlib.audio_io import write_wav
-from fmlib.baselines import BASELINE_NAMES, baselines, midi_to_hz
+from fmlib.baselines import (
+    BASELINE_NAMES,
+    enveloped_pitch_sine,
+    midi_to_hz,
+    pitch_sine,
+    sine_440,
+)
 from fmlib.errors import InputError, MissingFileError
 from fmlib.nsynth import load_nsynth, read_note
 from fmlib.params import SAMPLE_RATE, TARGET_NAMES
@@ -163,16 +169,17 @@ def score_note(
         :data:`fmlib.metrics.METRIC_NAMES`.
     """
     cache = cache or _BaselineCache()
-    f_orig = metrics.features(original)
-    signals = baselines(original, pitch)
-    feats = {
+    x = np.asarray(original, dtype=np.float32)
+    n = x.size
+    feats = {  # the two plain sines are computed once per length and pitch
         "resynthesis": metrics.features(resynthesis),
-        "sine_440": cache.get("sine_440", 0, lambda: signals["sine_440"]),
+        "sine_440": cache.get("sine_440", n, lambda: sine_440(n_samples=n)),
         "sine_pitch": cache.get(
-            "sine_pitch", int(pitch), lambda: signals["sine_pitch"]
+            f"sine_pitch_{n}", int(pitch), lambda: pitch_sine(pitch, n_samples=n)
         ),
-        "sine_pitch_env": metrics.features(signals["sine_pitch_env"]),
+        "sine_pitch_env": metrics.features(enveloped_pitch_sine(x, pitch)),
     }
+    f_orig = metrics.features(x)
     out = {}
     for method in METHODS:
         for k, v in metrics.distances(f_orig, feats[method]).items():

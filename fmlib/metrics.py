@@ -10,7 +10,8 @@ Definitions (``x`` and ``y`` float signals in [-1, 1], NSynth's 16-bit PCM / 327
   unnormalised (numpy's rfft, no window).
 * ``stft_distance``: ``|| |S_x| - |S_y| ||_F`` with ``S = librosa.stft(y, n_fft=2048,
   hop_length=512, window="hann", center=True)`` (zero padding, librosa's default):
-  1025 bins x 126 frames for 64,000 samples.
+  1025 bins x 126 frames for 64,000 samples (computed by :func:`stft_magnitude`:
+  librosa's framing and window, one batched FFT; equal within float32 rounding).
 * ``logmel_distance``: ``|| log1p(M_x) - log1p(M_y) ||_F`` with ``M = mel @ |S|**2``,
   128 mel bands (librosa's Slaney filters) on the power STFT above. ``normalized=True``
   divides by ``n_mels * n_frames`` (128 x 126 = 16,128 for a 4 s note).
@@ -125,6 +126,34 @@ def n_frames(n_samples: int) -> int:
     return 1 + n_samples // HOP_LENGTH
 
 
+@lru_cache(maxsize=1)
+def _window() -> np.ndarray:
+    return librosa.filters.get_window(WINDOW, N_FFT, fftbins=True).astype(np.float32)
+
+
+def stft_magnitude(x) -> np.ndarray:
+    """|STFT| exactly as ``np.abs(librosa.stft(x))`` with the defaults above.
+
+    librosa's own window (periodic Hann), centring (``n_fft // 2`` zeros on each
+    side, librosa >= 0.10's ``pad_mode="constant"``) and framing
+    (``librosa.util.frame``), then one batched real FFT: equal to librosa.stft
+    within float32 rounding (tested) and about 3x faster, because librosa.stft
+    processes its frames in memory-bounded blocks.
+
+    Args:
+        x: Mono signal, shape (n,), float32, 16 kHz.
+
+    Returns:
+        float32 shape (1025, 1 + n // 512).
+    """
+    a = _as_signal(x)
+    padded = np.pad(a, N_FFT // 2)
+    frames = librosa.util.frame(
+        padded, frame_length=N_FFT, hop_length=HOP_LENGTH, axis=0
+    )
+    return np.abs(scipy.fft.rfft(frames * _window(), axis=1)).T
+
+
 def features(x, *, mel_sample_rate: float = MEL_FILTER_SAMPLE_RATE) -> Features:
     """Compute every representation the metrics compare.
 
@@ -138,9 +167,7 @@ def features(x, *, mel_sample_rate: float = MEL_FILTER_SAMPLE_RATE) -> Features:
     """
     a = _as_signal(x)
     fft_mag = np.abs(scipy.fft.rfft(a.astype(np.float64))).astype(np.float32)
-    stft_mag = np.abs(
-        librosa.stft(a, n_fft=N_FFT, hop_length=HOP_LENGTH, window=WINDOW, center=True)
-    )
+    stft_mag = stft_magnitude(a)
     log_mel = np.log1p(_mel_basis(float(mel_sample_rate)) @ (stft_mag * stft_mag))
     rms = librosa.feature.rms(
         y=a, frame_length=ENVELOPE_FRAME, hop_length=HOP_LENGTH, center=True
@@ -225,12 +252,7 @@ def stft_distance(x, y) -> float:
     """
     a, b = _pair(x, y)
 
-    def mag(s):
-        return np.abs(
-            librosa.stft(s, n_fft=N_FFT, hop_length=HOP_LENGTH, window=WINDOW)
-        )
-
-    return float(np.linalg.norm(mag(a) - mag(b)))
+    return float(np.linalg.norm(stft_magnitude(a) - stft_magnitude(b)))
 
 
 def logmel_distance(

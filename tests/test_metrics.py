@@ -150,3 +150,14 @@ def test_calibration_against_the_paper(nsynth_dev_dir):
     assert means["fft"] == pytest.approx(33503.7, rel=1e-3)
     assert means["stft"] == pytest.approx(7333.8, rel=1e-3)
     assert means["logmel"] == pytest.approx(193.77, rel=1e-3)
+
+
+@pytest.mark.parametrize("n", [64_000, 16_001, 3_000])
+def test_fast_stft_equals_librosa(rng, n):
+    import librosa
+
+    x = rng.normal(0, 0.3, n).astype(np.float32)
+    ref = np.abs(librosa.stft(x, n_fft=2048, hop_length=512, window="hann"))
+    got = metrics.stft_magnitude(x)
+    assert got.shape == ref.shape == (1025, 1 + n // 512)
+    assert np.max(np.abs(got - ref)) <= 1e-5 * np.max(ref)
