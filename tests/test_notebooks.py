@@ -1,0 +1,265 @@
+"""The notebooks end to end (smoke profile, Papermill, temporary folders) and the
+notebooks' helpers: figure saving, sideband measurement, operator-graph layout, the
+synthesizer explorer and the re-synthesis panel driven without a browser."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.special
+import soundfile as sf
+
+from fmlib import params as P
+from fmlib.algorithms import ALGORITHMS, CARRIER
+from fmlib.errors import InputError
+from fmlib.patch import load_patch, patch_from_dict
+from fmlib.plots import algorithm_layout, measure_sidebands, save_figure
+from fmlib.synth import render
+from fmlib.widgets import resynthesis_panel, synth_explorer
+
+ONE_M1 = {
+    "algorithm": "dx7_18",
+    "carrier_hz": 2000.0,
+    "modulators": [{"ratio": 0.125, "index": 2.4}] + [{"ratio": 1.0, "index": 0.0}] * 4,
+    "envelope": {"attack_s": 0.005, "decay_s": 0.02, "sustain": 1.0, "release_s": 0.05},
+}
+
+
+# --------------------------------------------------------------- plots
+def test_save_figure_writes_png_atomically_and_checks_names(tmp_path):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    path = save_figure(fig, "my_fig", out_dir=tmp_path / "new")
+    assert path == tmp_path / "new" / "my_fig.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["my_fig.png"]
+    assert not plt.fignum_exists(fig.number)  # closed
+    for bad in ("../x", "a/b", "", ".hidden"):
+        with pytest.raises(InputError):
+            save_figure(plt.figure(), bad, out_dir=tmp_path)
+
+
+def test_measured_sidebands_match_bessel_functions():
+    orders = list(range(-4, 5))
+    for beta in (0.5, 2.4, 4.0):
+        audio = render(
+            {
+                **ONE_M1,
+                "modulators": [{"ratio": 0.125, "index": beta}]
+                + ONE_M1["modulators"][1:],
+            },
+            duration_s=1.0,
+            note_off_s=2.0,
+        )
+        got = measure_sidebands(
+            audio, carrier_hz=2000.0, modulator_hz=250.0, orders=orders
+        )
+        want = np.abs(scipy.special.jv(orders, beta))
+        strong = want > 0.01
+        err_db = 20 * np.log10(got[strong] / want[strong])
+        assert np.max(np.abs(err_db)) < 0.1, (beta, err_db)
+    with pytest.raises(InputError, match="outside"):
+        measure_sidebands(audio, carrier_hz=2000.0, modulator_hz=250.0, orders=[-8])
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_algorithm_layout_puts_every_modulator_above_its_target(name):
+    pos = algorithm_layout(name)
+    assert set(pos) == {CARRIER, "M1", "M2", "M3", "M4", "M5"}
+    assert pos[CARRIER][1] == 0
+    for src, dst in ALGORITHMS[name].edges:
+        assert pos[src][1] == pos[dst][1] + 1
+    assert len(set(pos.values())) == 6  # no two operators on the same spot
+
+
+# --------------------------------------------------------------- widgets
+def test_explorer_sliders_follow_the_parameter_spec():
+    ex = synth_explorer(patch=ONE_M1)
+    assert list(ex.sliders) == list(P.TARGET_NAMES)
+    for name, slider in ex.sliders.items():
+        spec = P.PARAMS[name]
+        if spec.scale == "log":
+            assert type(slider).__name__ == "FloatLogSlider"
+            assert math.isclose(10**slider.min, spec.low)
+            assert math.isclose(10**slider.max, spec.high)
+        else:
+            assert (slider.min, slider.max) == (spec.low, spec.high)
+    assert set(ex.algorithm.options) == set(ALGORITHMS)
+
+
+def test_explorer_renders_what_the_controls_say_and_saves(tmp_path):
+    ex = synth_explorer(patch=ONE_M1, out_dir=tmp_path, duration_s=1.0, note_off_s=0.5)
+    first_png, first_wav = bytes(ex.image.value), bytes(ex.player.value)
+    assert first_wav[:4] == b"RIFF" and first_png[:4] == b"\x89PNG"
+    ex.sliders["index_3"].value = 3.0
+    ex.sliders["ratio_3"].value = 2.0
+    ex.sliders["index_2"].value = 1.0  # so that M3 is heard in "serial" as well
+    ex.algorithm.value = "serial"
+    patch = ex.current_patch()
+    assert patch.algorithm == "serial" and patch.modulators[2].index == 3.0
+    np.testing.assert_array_equal(
+        ex.audio, render(patch, duration_s=1.0, note_off_s=0.5)
+    )
+    assert bytes(ex.player.value) != first_wav
+    assert bytes(ex.image.value) != first_png
+    ex.snap.value = True
+    ex.sliders["ratio_1"].value = 2.9
+    assert ex.sliders["ratio_1"].value == 3.0
+    ex.name.value = "mine"
+    ex.save_patch_button.click()
+    ex.save_wav_button.click()
+    assert load_patch(tmp_path / "mine.json") == ex.current_patch()
+    audio, sr = sf.read(tmp_path / "mine.wav", dtype="float32")
+    assert sr == P.SAMPLE_RATE and audio.shape == (16000,)
+    np.testing.assert_allclose(audio, ex.audio, atol=1 / 32768 + 1e-7)
+    ex.name.value = "../escape"
+    ex.save_wav_button.click()
+    assert ex.status.value.startswith("error:")
+    assert not (tmp_path.parent / "escape.wav").exists()
+
+
+class _FixedPredictor:
+    """Stands in for fmlib.predict.Predictor: records its input, returns one patch."""
+
+    def __init__(self, patch):
+        self.patch = patch_from_dict(patch)
+        self.seen = []
+
+    def predict_patches(self, audio):
+        self.seen.append(np.asarray(audio))
+        return [self.patch] * len(audio)
+
+
+def _uploaded(name, data):
+    """One entry of FileUpload.value as ipywidgets 8 deserialises it from a browser."""
+    import datetime as dt
+
+    return {
+        "name": name,
+        "type": "audio/wav",
+        "size": len(data),
+        "content": memoryview(data),
+        "last_modified": dt.datetime.now(dt.UTC),
+    }
+
+
+def test_resynthesis_panel_prepares_predicts_and_plays(tmp_path):
+    pytest.importorskip("fmlib.predict")
+    predictor = _FixedPredictor(ONE_M1)
+    panel = resynthesis_panel(predictor, out_dir=tmp_path)
+    t = np.arange(44100 * 2) / 44100
+    stereo = np.stack([0.5 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1)
+    buf = io.BytesIO()
+    sf.write(buf, stereo, 44100, format="WAV", subtype="PCM_16")
+    # the FileUpload widget's value, as the browser would set it (ipywidgets 8)
+    panel.upload.value = (_uploaded("tone.wav", buf.getvalue()),)
+    assert panel.patch == predictor.patch
+    assert predictor.seen[0].shape == (1, 64000)
+    assert panel.original.shape == (64000,)
+    np.testing.assert_array_equal(panel.resynthesis, render(predictor.patch))
+    assert bytes(panel.player_original.value[:4]) == b"RIFF"
+    assert bytes(panel.player_resynthesis.value[:4]) == b"RIFF"
+    assert json.loads(panel.patch_text.value) == predictor.patch.to_dict()
+    assert "tone.wav" in panel.status.value
+    json_path, wav_path = panel.save()
+    assert load_patch(json_path) == predictor.patch and wav_path.is_file()
+    with pytest.raises(InputError, match="not a readable audio file"):
+        panel.load_bytes(b"not audio at all", name="junk.wav")
+    panel.upload.value = (_uploaded("junk.wav", b"junk"),)
+    assert panel.status.value.startswith("error: junk.wav")
+
+
+# --------------------------------------------------------------- notebooks
+def _snapshot():
+    from fmlib.paths import FIGURES_DIR, TABLES_DIR
+
+    return {
+        p: p.stat().st_mtime_ns
+        for d in (FIGURES_DIR, TABLES_DIR)
+        if d.is_dir()
+        for p in d.iterdir()
+    }
+
+
+@pytest.mark.notebooks
+@pytest.mark.slow
+def test_every_notebook_runs_on_the_smoke_profile(tmp_path, nsynth_dev_dir):
+    from fmlib.reproduce import reproduce
+
+    out, work, runs = tmp_path / "out", tmp_path / "work", tmp_path / "runs"
+    before = _snapshot()
+    result = reproduce(
+        "smoke", runs_dir=runs, output_dir=out, work_dir=work, progress=False
+    )
+    assert result.failed is None, str(result.failed)
+    run_dir = runs / "smoke"
+    assert len(result.seconds) == 5
+    for name in result.seconds:
+        nb = nbformat.read(run_dir / name, as_version=4)
+        errors = [
+            o
+            for c in nb.cells
+            if c.cell_type == "code"
+            for o in c.outputs
+            if o.output_type == "error"
+        ]
+        assert not errors, name
+    assert json.loads((run_dir / "timings.json").read_text())["failed"] is None
+
+    figures = {p.name for p in (out / "figures").glob("*.png")}
+    assert {
+        "synth_time_frequency.png",
+        "synth_sidebands_bessel.png",
+        "synth_ratios.png",
+        "synth_adsr.png",
+        "synth_algorithms.png",
+        "dataset_histograms.png",
+        "fig01_time_domain.png",
+        "fig02_frequency_domain.png",
+        "fig03_sampling.png",
+        "fig04_adsr.png",
+        "fig05_hz_vs_mel.png",
+        "fig10_mse.png",
+        "fig11_mae.png",
+        "resynthesis_spectrograms.png",
+    } <= figures
+    tables = out / "tables"
+
+    def table(stem, **kw):
+        assert (tables / f"{stem}.md").is_file()
+        return pd.read_csv(tables / f"{stem}.csv", **kw)
+
+    side = table("synth_sidebands")
+    strong = side[side["bessel_abs"] > 0.01]
+    assert len(strong) > 10 and strong["error_db"].abs().max() < 0.1
+
+    assert len(table("dataset_proportions")) > 0
+    assert len(table("dataset_aliasing")) > 0
+
+    t4 = table("table4_last_epochs")
+    assert len(t4) == 2  # EPOCHS 2 in the smoke profile
+    assert np.isfinite(t4.drop(columns="epoch").to_numpy(float)).all()
+    t5 = table("table5_test_metrics").set_index("metric")
+    assert np.isfinite(t5["ours"]).all() and (t5["ours"] > 0).all()
+    assert math.isclose(
+        t5.loc["RMSE", "ours"] ** 2, t5.loc["MSE", "ours"], rel_tol=1e-6
+    )
+
+    t6 = table("table6_means", index_col=0)
+    assert np.isfinite(t6.loc[["FFT", "STFT", "Log Mel (raw)"]].to_numpy(float)).all()
+    t8 = table("table8_family_means", index_col=0)
+    assert len(t8) == 11 and t8["n"].sum() == 12  # EVAL_LIMIT 12, round-robin
+    vs = table("table6_vs_paper")
+    assert list(vs["paper_baseline"].round(3)) == [33508.78, 7290.362, 184.872, 0.011]
+    # the 440 Hz baseline on real NSynth notes sits near the paper's (calibration)
+    assert np.allclose(vs["ours_baseline"], vs["paper_baseline"], rtol=0.1)
+    assert (work / "models" / "cnn-smoke" / "model.keras").is_file()
+    assert _snapshot() == before, "the smoke run touched the committed results"
