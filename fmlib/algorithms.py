@@ -87,4 +87,6 @@ def get_algorithm(name: str) -> Algorithm:
         return ALGORITHMS[name]
     except (KeyError, TypeError):
         valid = ", ".join(sorted(ALGORITHMS))
-        raise InputError(f"algorithm: unknown algorithm {name!r}; valid: {valid}") from None
+        raise InputError(
+            f"algorithm: unknown algorithm {name!r}; valid: {valid}"
+        ) from None

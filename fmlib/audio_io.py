@@ -12,7 +12,8 @@ from fmlib.errors import InputError, MissingFileError
 
 
 def check_output_path(path: str | os.PathLike) -> Path:
-    """Return ``path`` as a Path after checking that its folder exists and is writable."""
+    """Return ``path`` as a Path after checking that its folder exists and is
+    writable."""
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
@@ -25,7 +26,8 @@ def check_output_path(path: str | os.PathLike) -> Path:
 
 
 def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> Path:
-    """Write mono float audio as 16-bit PCM WAV atomically (temporary file, then rename).
+    """Write mono float audio as 16-bit PCM WAV atomically (temporary file, then
+    rename).
 
     Args:
         path: Destination ``.wav``; its folder must exist.
@@ -35,7 +37,9 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> P
     path = check_output_path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+        sf.write(
+            tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV"
+        )
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -33,7 +33,9 @@ N_MODULATORS = 5
 #: The paper prints "1/8, 1/6, ..., 2, 3, 54, ..., 8" (garbled); our reading is every
 #: 1/k and every k for k = 1..8. Configurable through the sampler's ``ratio_set``.
 DISCRETE_RATIOS: tuple[float, ...] = tuple(
-    sorted({float(Fraction(1, k)) for k in range(1, 9)} | {float(k) for k in range(1, 9)})
+    sorted(
+        {float(Fraction(1, k)) for k in range(1, 9)} | {float(k) for k in range(1, 9)}
+    )
 )
 
 
@@ -72,56 +74,104 @@ class ParamSpec:
     def from_unit(self, u: float) -> float:
         """Inverse of :meth:`to_unit`."""
         if self.scale == "log":
-            return math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+            return math.exp(
+                math.log(self.low) + u * (math.log(self.high) - math.log(self.low))
+            )
         return self.low + u * (self.high - self.low)
 
     def is_valid(self, value: float) -> bool:
-        """True when the renderer accepts ``value`` (finite and within the hard limits)."""
+        """True when the renderer accepts ``value`` (finite, within the hard limits)."""
         if not math.isfinite(value):
             return False
-        above = value >= self.valid_low if self.low_inclusive else value > self.valid_low
+        above = (
+            value >= self.valid_low if self.low_inclusive else value > self.valid_low
+        )
         return above and value <= self.valid_high
 
     def valid_text(self) -> str:
         """Human-readable statement of the hard limits, for error messages."""
         op = ">=" if self.low_inclusive else ">"
-        return f"a finite number {op} {self.valid_low:g} and <= {self.valid_high:g} {self.unit}"
+        low, high = f"{self.valid_low:g}", f"{self.valid_high:g}"
+        return f"a finite number {op} {low} and <= {high} {self.unit}"
 
 
-def _p(name, unit, low, high, scale, description, valid_low, valid_high, low_inclusive):
-    return ParamSpec(name, unit, low, high, scale, description, valid_low, valid_high, low_inclusive)
-
-
-CARRIER = _p(
-    "carrier_hz", "Hz", 20.0, 6000.0, "log",
-    "Carrier frequency; modulators run at ratio x carrier.",
-    0.0, RENDER_SAMPLE_RATE / 2, False,
+CARRIER = ParamSpec(
+    name="carrier_hz",
+    unit="Hz",
+    low=20.0,
+    high=6000.0,
+    scale="log",
+    description="Carrier frequency; modulators run at ratio x carrier.",
+    valid_low=0.0,
+    valid_high=RENDER_SAMPLE_RATE / 2,
+    low_inclusive=False,
 )
-RATIO = _p(
-    "ratio", "ratio", 1 / 8, 8.0, "log",
-    "Modulator frequency divided by carrier frequency.",
-    0.0, 64.0, False,
+RATIO = ParamSpec(
+    name="ratio",
+    unit="ratio",
+    low=1 / 8,
+    high=8.0,
+    scale="log",
+    description="Modulator frequency divided by carrier frequency.",
+    valid_low=0.0,
+    valid_high=64.0,
+    low_inclusive=False,
 )
-INDEX = _p(
-    "index", "rad", 0.0, 8.0, "linear",
-    "Modulation index beta: peak phase deviation the modulator adds to its target.",
-    0.0, 100.0, True,
+INDEX = ParamSpec(
+    name="index",
+    unit="rad",
+    low=0.0,
+    high=8.0,
+    scale="linear",
+    description="Modulation index beta: peak phase deviation the modulator adds to "
+    "its target.",
+    valid_low=0.0,
+    valid_high=100.0,
+    low_inclusive=True,
 )
-ATTACK = _p(
-    "attack_s", "s", 0.005, 0.5, "linear",
-    "Linear rise from 0 to 1 at note-on.", 0.0, 60.0, True,
+ATTACK = ParamSpec(
+    name="attack_s",
+    unit="s",
+    low=0.005,
+    high=0.5,
+    scale="linear",
+    description="Linear rise from 0 to 1 at note-on.",
+    valid_low=0.0,
+    valid_high=60.0,
+    low_inclusive=True,
 )
-DECAY = _p(
-    "decay_s", "s", 0.02, 0.6, "linear",
-    "Linear fall from 1 to the sustain level after the attack.", 0.0, 60.0, True,
+DECAY = ParamSpec(
+    name="decay_s",
+    unit="s",
+    low=0.02,
+    high=0.6,
+    scale="linear",
+    description="Linear fall from 1 to the sustain level after the attack.",
+    valid_low=0.0,
+    valid_high=60.0,
+    low_inclusive=True,
 )
-SUSTAIN = _p(
-    "sustain", "level", 0.1, 0.9, "linear",
-    "Level held from the end of the decay until note-off (0 to 1).", 0.0, 1.0, True,
+SUSTAIN = ParamSpec(
+    name="sustain",
+    unit="level",
+    low=0.1,
+    high=0.9,
+    scale="linear",
+    description="Level held from the end of the decay until note-off (0 to 1).",
+    valid_low=0.0,
+    valid_high=1.0,
+    low_inclusive=True,
 )
-RELEASE = _p(
-    "release_s", "s", 0.05, 0.8, "linear",
-    "Linear fall from the level at note-off to 0.", 0.0, 60.0, True,
+RELEASE = ParamSpec(
+    name="release_s",
+    unit="s",
+    low=0.05,
+    high=0.8,
+    scale="linear",
+    description="Linear fall from the level at note-off to 0.",
+    valid_low=0.0,
+    valid_high=60.0,
+    low_inclusive=True,
 )
 
 ENVELOPE_PARAMS: tuple[ParamSpec, ...] = (ATTACK, DECAY, SUSTAIN, RELEASE)
@@ -137,7 +187,8 @@ TARGET_NAMES: tuple[str, ...] = (
 
 
 def spec_for(name: str) -> ParamSpec:
-    """The :class:`ParamSpec` behind a flat name such as ``"ratio_3"`` or ``"sustain"``."""
+    """The :class:`ParamSpec` behind a flat name such as ``"ratio_3"`` or
+    ``"sustain"``."""
     base = name.rsplit("_", 1)[0] if name[-1].isdigit() else name
     for p in (CARRIER, RATIO, INDEX, *ENVELOPE_PARAMS):
         if p.name == base:
