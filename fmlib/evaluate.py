@@ -196,17 +196,25 @@ def pitch_error_cents(carrier_hz: float, pitch: float) -> float:
 
 
 def _markdown(df: pd.DataFrame, *, index_name: str) -> str:
-    def fmt(v):
-        if isinstance(v, (float, np.floating)):
+    def fmt(v, column: str) -> str:
+        if isinstance(v, (float, np.floating, int, np.integer)):
             if not np.isfinite(v):
                 return ""
+            if column == "n":
+                return str(int(v))
+            if column.endswith("_pct"):
+                return f"{v:.2f}"
             return f"{v:.5f}" if abs(v) < 1 else f"{v:,.2f}"
         return str(v)
 
-    header = [index_name] + [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    columns = [str(c) for c in df.columns]
+    lines = [
+        "| " + " | ".join([index_name] + columns) + " |",
+        "|" + "---|" * (len(columns) + 1),
+    ]
     for idx, row in df.iterrows():
-        lines.append("| " + " | ".join([str(idx)] + [fmt(v) for v in row]) + " |")
+        cells = [fmt(v, c) for v, c in zip(row, columns, strict=True)]
+        lines.append("| " + " | ".join([str(idx)] + cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -311,8 +319,20 @@ def _process_batch(predictor, batch: pd.DataFrame, cache, audio_dir) -> list[dic
             rows.append({**info, "status": "error", "error": str(exc)})
     if not keep:
         return rows
-    patches = predictor.predict_patches(np.stack(audio))
+    try:
+        patches = predictor.predict_patches(np.stack(audio))
+    except (InputError, ValueError):  # find the note that breaks the batch
+        patches = []
+        for x in audio:
+            try:
+                patches.append(predictor.predict_patches(x[None, :])[0])
+            except (InputError, ValueError) as exc:
+                patches.append(exc)
     for info, x, patch in zip(keep, audio, patches, strict=True):
+        if isinstance(patch, Exception):
+            msg = f"prediction failed: {type(patch).__name__}: {patch}"
+            rows.append({**info, "status": "error", "error": msg})
+            continue
         try:
             y = render(patch)
             row = {**info, "status": "ok", "error": ""}
