@@ -159,3 +159,33 @@ def test_limit_round_robin_and_cli(model_dir, data_dir, tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_a_failing_prediction_is_isolated(tmp_path):
+    import soundfile as sf
+
+    from fmlib.evaluate import _BaselineCache, _process_batch
+    from fmlib.patch import patch_from_vector
+
+    good = patch_from_vector([261.6, 1, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0.01, 0.1, 0.5, 0.2])
+
+    class Picky:  # refuses silent notes, as a model could fail on odd input
+        def predict_patches(self, audio):
+            if np.any(np.all(audio == 0, axis=1)):
+                raise InputError("silent input")
+            return [good] * len(audio)
+
+    recs = []
+    for name, amp in (("a_x_1-060-100", 0.5), ("b_x_1-060-100", 0.0)):
+        path = tmp_path / f"{name}.wav"
+        t = np.arange(64_000) / 16_000
+        sf.write(path, amp * np.sin(2 * np.pi * 261.6 * t), 16_000, subtype="PCM_16")
+        recs.append(
+            {"note_str": name, "instrument_family_str": "x", "pitch": 60, "path": path}
+        )
+    rows = _process_batch(Picky(), pd.DataFrame(recs), _BaselineCache(), None)
+    by = {r["note_str"]: r for r in rows}
+    assert by["a_x_1-060-100"]["status"] == "ok"
+    assert by["a_x_1-060-100"]["pitch_error_cents"] == pytest.approx(0.0, abs=0.1)
+    assert by["b_x_1-060-100"]["status"] == "error"
+    assert "silent input" in by["b_x_1-060-100"]["error"]
