@@ -186,6 +186,7 @@ def test_a_failing_prediction_is_isolated(tmp_path):
     rows = _process_batch(Picky(), pd.DataFrame(recs), _BaselineCache(), None)
     by = {r["note_str"]: r for r in rows}
     assert by["a_x_1-060-100"]["status"] == "ok"
-    assert by["a_x_1-060-100"]["pitch_error_cents"] == pytest.approx(0.0, abs=0.1)
+    expected = 1200 * np.log2(261.6 / midi_to_hz(60))  # -0.17 cents
+    assert by["a_x_1-060-100"]["pitch_error_cents"] == pytest.approx(expected)
     assert by["b_x_1-060-100"]["status"] == "error"
     assert "silent input" in by["b_x_1-060-100"]["error"]
