@@ -220,3 +220,37 @@ def test_missing_input_and_missing_output_folder_subprocess(tmp_path):
     assert_one_line_error(result.returncode, result.stderr)
     assert "folder does not exist" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+BRIGHT = {
+    "algorithm": "dx7_18",
+    "carrier_hz": 370.57,
+    "modulators": [
+        {"ratio": 6.51, "index": 6.62},
+        {"ratio": 0.2277, "index": 3.27},
+        {"ratio": 6.46, "index": 4.40},
+        {"ratio": 0.457, "index": 0.22},
+        {"ratio": 0.727, "index": 6.03},
+    ],
+    "envelope": {
+        "attack_s": 0.271,
+        "decay_s": 0.211,
+        "sustain": 0.73,
+        "release_s": 0.28,
+    },
+}
+
+
+def test_note_peaking_above_one_is_written_unclipped(tmp_path, capsys):
+    """The anti-aliasing low-pass can lift a bright note's peak above 1.0; the WAV
+    then holds float samples rather than clipped ones."""
+    want = render(BRIGHT, duration_s=1.0, note_off_s=0.8)
+    assert np.abs(want).max() > 1.1  # the premise of this test
+    out = tmp_path / "bright.wav"
+    patch = write(tmp_path, "bright.json", BRIGHT)
+    status, _, err = call_main(
+        capsys, "render", patch, "-o", str(out), "--duration", "1", "--note-off", "0.8"
+    )
+    assert status == 0, err
+    audio, _ = sf.read(out, dtype="float32")
+    assert np.array_equal(audio, want)
