@@ -19,7 +19,8 @@ Layout of a dataset folder (``python -m fmlib generate --n N --seed S --out DIR`
 * ``manifest.json`` holds ``config`` (n, seed, the full sampler configuration, the
   seeding rule, rate, duration, note-off, audio dtype), ``shard_size``, the list of
   shards with the sha256 of each file (``null`` until written), the sha256 of
-  ``params.csv``, ``complete``, and the fmlib/numpy/scipy versions. No timestamps,
+  ``params.csv``, ``complete``, the fmlib/numpy/scipy versions and a fingerprint of
+  the renderer (:func:`render_fingerprint`). No timestamps,
   so the same dataset always has the same manifest (and :attr:`Dataset.manifest_hash`).
 
 Determinism: note ``i`` is drawn from its own stream (:func:`fmlib.sampler.note_rng`)
@@ -184,6 +185,19 @@ def _new_manifest(config: dict[str, Any], shard_size: int) -> dict[str, Any]:
         ],
         "complete": False,
     }
+
+
+def render_fingerprint(*, seed: int, sampler: SamplerConfig) -> str:
+    """sha256 of note 0's float32 audio as rendered now.
+
+    Recorded in the manifest when a dataset is started: resuming with a synthesizer
+    (or numpy) that renders differently would mix two renderers in one dataset, so
+    :func:`generate_dataset` refuses it. Costs one render (a few ms).
+    """
+    v = sample_vectors(1, seed=seed, config=sampler)
+    return hashlib.sha256(
+        render_notes(v, algorithm=sampler.algorithm).tobytes()
+    ).hexdigest()
 
 
 def _manifest_text(manifest: dict[str, Any]) -> str:
@@ -471,6 +485,7 @@ def _generate_locked(
     progress: bool,
 ) -> None:
     manifest = None
+    fingerprint = render_fingerprint(seed=config["seed"], sampler=sampler)
     if (out / MANIFEST_NAME).exists():
         try:
             manifest = _read_manifest(out)
@@ -496,10 +511,21 @@ def _generate_locked(
                     "or add --force to rewrite it"
                 )
             manifest = None
+        if (
+            force
+            and manifest
+            and manifest.get("render_fingerprint")
+            not in (
+                None,
+                fingerprint,
+            )
+        ):
+            manifest = None  # made by another renderer: regenerate it whole
         if manifest is None:
             _remove_dataset(out)
     if manifest is None:
         manifest = _new_manifest(config, shard_size or DEFAULT_SHARD_SIZE)
+        manifest["render_fingerprint"] = fingerprint
     size = manifest["shard_size"]
     for stray in (out / AUDIO_DIR).glob(".*.tmp"):  # left by a killed worker
         stray.unlink()
@@ -530,6 +556,13 @@ def _generate_locked(
                 shard["sha256"] = None
                 pending.append(k)
             bar.update(1)
+    recorded = manifest.get("render_fingerprint")  # absent in the first datasets
+    if pending and recorded not in (None, fingerprint):
+        raise InputError(
+            f"{out}: this synthesizer renders note 0 differently from when the "
+            "dataset was started (fmlib or numpy changed); add --force to regenerate "
+            "it whole rather than mix two renderers"
+        )
     manifest["complete"] = not pending
     _write_manifest(out, manifest)
 

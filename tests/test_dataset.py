@@ -299,3 +299,22 @@ def test_cli_unwritable_outputs(tmp_path, capsys):
     code, err = _cli(["--n", 2, "--out", stranger], capsys)
     assert code == 2 and "not a dataset" in err
     assert os.listdir(stranger) == ["notes.txt"]  # nothing written next to it
+
+
+def test_resume_with_another_renderer_is_refused(reference, tmp_path):
+    out = tmp_path / "renderer"
+    D.generate_dataset(out, n=N, seed=3, workers=1, shard_size=SHARD, progress=False)
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["render_fingerprint"] == D.render_fingerprint(
+        seed=3, sampler=D.SamplerConfig()
+    )
+    m["render_fingerprint"] = "0" * 64  # as if made by another synthesizer version
+    (out / "manifest.json").write_text(json.dumps(m))
+    D.generate_dataset(out, n=N, seed=3, workers=1, progress=False)  # complete: kept
+    (out / "audio" / "shard-00002.npy").unlink()
+    with pytest.raises(InputError, match="renders note 0 differently.*--force"):
+        D.generate_dataset(out, n=N, seed=3, workers=1, progress=False)
+    D.generate_dataset(
+        out, n=N, seed=3, workers=1, shard_size=SHARD, force=True, progress=False
+    )
+    assert _files(out) == _files(reference)
