@@ -132,7 +132,7 @@ def proportions(params, *, config: SamplerConfig | None = None):
         ("ratio from the discrete set", config.p_discrete, discrete, ratios.size),
         (
             "ratio log-uniform",
-            1 - config.p_discrete,
+            round(1 - config.p_discrete, 12),
             ratios.size - discrete,
             ratios.size,
         ),
@@ -170,6 +170,7 @@ def histogram_figure(params, *, bins: int = 50):
         A matplotlib Figure (save it with :func:`fmlib.plots.save_figure`).
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     df = _frame(params)
     fig, axes = plt.subplots(3, 5, figsize=(15, 8), constrained_layout=True)
@@ -185,6 +186,9 @@ def histogram_figure(params, *, bins: int = 50):
             if name.startswith("ratio"):
                 edges = np.geomspace(spec.low, spec.high, bins * 2 + 1)
                 ax.set_xscale("log")
+                ticks = [1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8]
+                ax.set_xticks(ticks, ["1/8", "1/4", "1/2", "1", "2", "4", "8"])
+                ax.xaxis.set_minor_formatter(NullFormatter())
             else:
                 edges = np.linspace(spec.low, spec.high, bins + 1)
             ax.hist(x, bins=edges, color="C0")
