@@ -569,3 +569,31 @@ def test_render_batch_equals_render_note_by_note(rng):
 def test_render_rejects_bad_timing(kwargs, field):
     with pytest.raises(InputError, match=field):
         render(make_patch(carrier_hz=440.0), **kwargs)
+
+
+def test_outputs_are_not_overwritten_by_later_calls(rng):
+    """Scratch arrays are reused between notes; returned arrays never are."""
+    p1, p2 = random_patch(rng), random_patch(rng)
+    a = render(p1, duration_s=1.0)
+    a_copy = a.copy()
+    x = render_48k(p1, duration_s=1.0)
+    x_copy = x.copy()
+    d = downsample(x)
+    d_copy = d.copy()
+    render(p2, duration_s=1.0)
+    render_48k(p2, duration_s=1.0)
+    downsample(render_48k(p2, duration_s=1.0))
+    assert np.array_equal(a, a_copy)
+    assert np.array_equal(x, x_copy)
+    assert np.array_equal(d, d_copy)
+
+
+def test_threads_render_the_same_notes(rng):
+    from concurrent.futures import ThreadPoolExecutor
+
+    patches = [random_patch(rng) for _ in range(6)]
+    serial = [render(p, duration_s=1.0) for p in patches]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        threaded = list(pool.map(lambda p: render(p, duration_s=1.0), patches))
+    for a, b in zip(serial, threaded, strict=True):
+        assert np.array_equal(a, b)
