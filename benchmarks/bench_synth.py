@@ -139,20 +139,25 @@ def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(reference**2) / max(err, 1e-300)))
 
 
-def stage_times(patches: list[Patch]) -> dict[str, float]:
-    """Median ms per note of fmlib's two stages."""
-    t_48k, t_ds = [], []
-    for p in patches:
+def stage_times(patches: list[Patch], synth, dx_patches) -> dict[str, float]:
+    """Median ms per note (wall clock) of each stage of both pipelines."""
+    t_48k, t_ds, t_dx = [], [], []
+    for p, (dx_patch, note) in zip(patches, dx_patches, strict=True):
         t0 = time.perf_counter()
         x = render_48k(p)
         t1 = time.perf_counter()
         downsample(x)
         t2 = time.perf_counter()
+        synth.load_patch(dx_patch)
+        synth.render(note, 100, P.NOTE_OFF_S, P.DURATION_S)
+        t3 = time.perf_counter()
         t_48k.append(t1 - t0)
         t_ds.append(t2 - t1)
+        t_dx.append(t3 - t2)
     return {
-        "operators + envelope at 48 kHz": 1e3 * statistics.median(t_48k),
-        "downsample to 16 kHz": 1e3 * statistics.median(t_ds),
+        "fmlib operators + envelope, 48 kHz": 1e3 * statistics.median(t_48k),
+        "downsample to 16 kHz (both)": 1e3 * statistics.median(t_ds),
+        "Dexed load + render, 48 kHz": 1e3 * statistics.median(t_dx),
     }
 
 
@@ -193,9 +198,9 @@ def main() -> int:
         )
     fm, dx = statistics.median(fm_cpu), statistics.median(dx_cpu)
 
-    print("\nwhere fmlib's time goes (median ms per note):")
-    for stage, ms in stage_times(patches).items():
-        print(f"  {stage:32s} {ms:6.3f}")
+    print("\nwhere the time goes (median ms per note, wall clock):")
+    for stage, ms in stage_times(patches, synth, dx_patches).items():
+        print(f"  {stage:36s} {ms:6.3f}")
 
     snrs = [snr_db(render_reference(p), render(p)) for p in patches[: args.snr_notes]]
     carrier_6k = patch_from_dict({**patches[0].to_dict(), "carrier_hz": 6000.0})
