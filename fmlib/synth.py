@@ -65,8 +65,8 @@ STOPBAND_HZ = P.SAMPLE_RATE / 2
 MIN_PAD = 320
 #: Phase table block length (see the module docstring).
 _BLOCK = 1024
-#: Blocks per chunk: 32 x 1024 float32 = 128 kB per operator buffer, so the five
-#: modulator buffers and the carrier chunk fit in a 1 MB L2 cache together.
+#: Blocks per chunk: 32 x 1024 float32 = 128 kB per operator buffer, so the buffers
+#: of the modulated modulators and the carrier's chunk fit in a 1 MB L2 cache.
 _CHUNK_BLOCKS = 32
 #: Longest note the renderer accepts, s.
 MAX_DURATION_S = 60.0
