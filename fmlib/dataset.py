@@ -64,7 +64,8 @@ PARAMS_NAME = "params.csv"
 AUDIO_DIR = "audio"
 WAV_DIR = "wav"
 LOCK_NAME = ".lock"
-#: Notes per shard: 256 x 64,000 x 4 B = 64 MB held by a worker at a time.
+#: Notes per shard file (256 x 64,000 x 4 B = 64 MB). Workers stream rows to disk,
+#: so memory does not depend on it; it sets the resume granularity.
 DEFAULT_SHARD_SIZE = 256
 #: Samples per note at 16 kHz.
 N_SAMPLES = round(P.DURATION_S * P.SAMPLE_RATE)
@@ -108,13 +109,34 @@ class _HashingWriter(io.RawIOBase):
         return self._f.write(b)
 
 
-def _save_npy_atomic(path: Path, array: np.ndarray) -> str:
-    """Write ``array`` as ``.npy`` via a temporary file; return the file's sha256."""
+def _npy_header(count: int) -> bytes:
+    """The ``.npy`` (format 1.0) header of a float32 (count, N_SAMPLES) array."""
+    buf = io.BytesIO()
+    header = {"descr": "<f4", "fortran_order": False, "shape": (count, N_SAMPLES)}
+    np.lib.format.write_array_header_1_0(buf, header)
+    return buf.getvalue()
+
+
+def _write_shard_atomic(path: Path, rows: Iterator[np.ndarray], count: int) -> str:
+    """Stream ``count`` float32 rows into a ``.npy`` file via a temporary file.
+
+    Only one row is held at a time, so a worker's memory does not depend on the
+    shard size. The bytes equal ``np.save(path, np.stack(rows))``.
+
+    Returns:
+        sha256 hex digest of the file.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             writer = _HashingWriter(f)
-            np.lib.format.write_array(writer, array, allow_pickle=False)
+            writer.write(_npy_header(count))
+            written = 0
+            for row in rows:
+                writer.write(np.ascontiguousarray(row, dtype="<f4").tobytes())
+                written += 1
+            if written != count:
+                raise AssertionError(f"shard {path.name}: {written} rows, not {count}")
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -133,10 +155,7 @@ def _shard_file(k: int) -> str:
 
 def _npy_size(count: int) -> int:
     """Exact size in bytes of a float32 (count, N_SAMPLES) ``.npy`` file."""
-    buf = io.BytesIO()
-    header = {"descr": "<f4", "fortran_order": False, "shape": (count, N_SAMPLES)}
-    np.lib.format.write_array_header_1_0(buf, header)
-    return buf.tell() + count * N_SAMPLES * 4
+    return len(_npy_header(count)) + count * N_SAMPLES * 4
 
 
 def dataset_config(*, n: int, seed: int, sampler: SamplerConfig) -> dict[str, Any]:
@@ -293,11 +312,13 @@ def render_notes(vectors: np.ndarray, *, algorithm: str) -> np.ndarray:
 
 def _render_shard(task: tuple) -> tuple[int, str]:
     """Worker: sample, render and atomically write one shard; return (k, sha256)."""
+    from fmlib.synth import render
+
     k, start, count, seed, sampler_dict, path = task
     sampler = SamplerConfig.from_dict(sampler_dict)
     vectors = sample_vectors(count, seed=seed, start=start, config=sampler)
-    audio = render_notes(vectors, algorithm=sampler.algorithm)
-    return k, _save_npy_atomic(Path(path), audio)
+    rows = (render(patch_from_vector(v, algorithm=sampler.algorithm)) for v in vectors)
+    return k, _write_shard_atomic(Path(path), rows, count)
 
 
 # --------------------------------------------------------------------------- generate

@@ -165,7 +165,7 @@ def test_full_disk_leaves_no_valid_looking_shard(reference, tmp_path, monkeypatc
 
     def failing_write(self, b):
         calls["n"] += 1
-        if calls["n"] > 3:  # header then data per shard: the 2nd shard fails mid-write
+        if calls["n"] > 12:  # a header + 8 rows per shard: fails inside shard 1
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(self, b)
 
@@ -176,6 +176,7 @@ def test_full_disk_leaves_no_valid_looking_shard(reference, tmp_path, monkeypatc
         )
     m = json.loads((out / "manifest.json").read_text())
     assert not m["complete"] and m["shards"][1]["sha256"] is None
+    assert m["shards"][0]["sha256"] and (out / "audio" / "shard-00000.npy").exists()
     assert not (out / "audio" / "shard-00001.npy").exists()
     assert not list(out.rglob("*.tmp"))
     with pytest.raises(InputError, match="unfinished"):
