@@ -52,8 +52,14 @@ _FILE_STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 def audio_bytes(audio: np.ndarray, *, sample_rate: int = P.SAMPLE_RATE) -> bytes:
     """WAV bytes for a player: (n,) float audio, clipped to [-1, 1], not normalised."""
+    return player(audio, sample_rate=sample_rate).data
+
+
+def player(audio: np.ndarray, *, sample_rate: int = P.SAMPLE_RATE) -> Audio:
+    """An IPython audio player for (n,) float audio: clipped to [-1, 1], not
+    normalised, so that players of different notes compare in loudness."""
     y = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
-    return Audio(y, rate=sample_rate, normalize=False).data
+    return Audio(y, rate=sample_rate, normalize=False)
 
 
 def _slider(name: str, value: float) -> W.Widget:
