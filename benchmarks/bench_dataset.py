@@ -3,9 +3,10 @@
 Runs the real command in a subprocess (all cores by default) and samples the memory
 of its whole process tree (parent + workers) every 0.2 s with psutil: the peak of
 the summed RSS, and of the summed PSS (shared pages split between processes, so it
-does not count numpy's libraries once per process). Prints one line per size and the
-machine's load average, since the machine may be shared. The dataset is deleted
-afterwards unless ``--keep``.
+does not count numpy's libraries once per process). Prints one line per size with the
+CPU time of the run (user + sys of all its processes: on a shared machine, CPU time /
+cores estimates the wall time on an idle one) and the machine's load average. The
+dataset is deleted afterwards unless ``--keep``.
 
     .venv/bin/python benchmarks/bench_dataset.py                 # 5,000 notes
     .venv/bin/python benchmarks/bench_dataset.py --n 5000 50000  # both sizes
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -64,6 +66,7 @@ def bench(n: int, *, workers: int, shard_size: int | None, keep: bool) -> dict:
     if shard_size:
         cmd += ["--shard-size", str(shard_size)]
     load_before = os.getloadavg()
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     peak = {"rss": 0, "pss": 0}
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
@@ -81,6 +84,10 @@ def bench(n: int, *, workers: int, shard_size: int | None, keep: bool) -> dict:
     thread.start()
     code = proc.wait()
     wall = time.perf_counter() - start
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (cpu_after.ru_utime - cpu_before.ru_utime) + (
+        cpu_after.ru_stime - cpu_before.ru_stime
+    )
     done.set()
     thread.join()
     if code != 0:
@@ -93,6 +100,7 @@ def bench(n: int, *, workers: int, shard_size: int | None, keep: bool) -> dict:
         "workers": workers,
         "wall_s": wall,
         "notes_per_s": n / wall,
+        "cpu_s": cpu_s,
         "peak_rss_mb": peak["rss"] / 1e6,
         "peak_pss_mb": peak["pss"] / 1e6,
         "disk_gb": size / 1e9,
@@ -113,7 +121,8 @@ def main() -> None:
         r = bench(n, workers=args.workers, shard_size=args.shard_size, keep=args.keep)
         print(
             f"n={r['n']:>7}  wall {r['wall_s']:7.1f} s  "
-            f"{r['notes_per_s']:6.0f} notes/s  "
+            f"{r['notes_per_s']:6.0f} notes/s  CPU {r['cpu_s']:7.1f} s "
+            f"({r['n'] / r['cpu_s']:4.0f} notes per CPU-s)  "
             f"peak RSS {r['peak_rss_mb']:5.0f} MB (PSS {r['peak_pss_mb']:5.0f} MB)  "
             f"disk {r['disk_gb']:.2f} GB  load {r['load_before'][0]:.1f} -> "
             f"{r['load_after'][0]:.1f}",
