@@ -43,6 +43,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from functools import cached_property
@@ -608,15 +609,25 @@ def _generate_locked(
             unit="note",
             smoothing=0.1,
         ) as bar:
-            for k, sha in _run_tasks(tasks, workers=workers):
-                shards[k]["sha256"] = sha
-                _write_manifest(out, manifest)
-                bar.update(shards[k]["count"])
+            try:
+                for k, sha in _run_tasks(tasks, workers=workers):
+                    shards[k]["sha256"] = sha
+                    _write_manifest(out, manifest)
+                    bar.update(shards[k]["count"])
+            finally:  # workers are stopped by now; drop what they left half-written
+                for stray in (out / AUDIO_DIR).glob(".*.tmp"):
+                    stray.unlink(missing_ok=True)
         manifest["complete"] = True
         _write_manifest(out, manifest)
 
     if wav:
         _write_wavs(out, wav)
+
+
+def _ignore_sigint() -> None:
+    """Pool initializer: Ctrl-C is handled by the parent alone, which stops the pool
+    and removes half-written files (no traceback from every worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_tasks(tasks: list[tuple], *, workers: int) -> Iterator[tuple[int, str]]:
@@ -629,7 +640,7 @@ def _run_tasks(tasks: list[tuple], *, workers: int) -> Iterator[tuple[int, str]]
     # spawn: safe even when TensorFlow (threads) is loaded in the parent, and each
     # worker imports only numpy/scipy/fmlib (never Keras).
     ctx = mp.get_context("spawn")
-    pool = ctx.Pool(workers)
+    pool = ctx.Pool(workers, initializer=_ignore_sigint)
     try:
         yield from pool.imap_unordered(_render_shard, tasks)
         pool.close()
