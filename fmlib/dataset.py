@@ -854,6 +854,9 @@ def _make_sequence_class():
             shuffle: Visit the notes in a new random order every epoch; the order of
                 epoch e is a permutation drawn from ``default_rng([seed, e])``.
             seed: Seed of the shuffling.
+            initial_epoch: Epoch number of the first epoch served (pass Keras'
+                ``initial_epoch`` when resuming, so a resumed training run sees the
+                same orders as an uninterrupted one).
             **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size`` of
                 ``keras.utils.PyDataset``.
 
@@ -870,6 +873,7 @@ def _make_sequence_class():
             batch_size: int = 32,
             shuffle: bool = False,
             seed: int = 0,
+            initial_epoch: int = 0,
             **kwargs: Any,
         ):
             super().__init__(**kwargs)
@@ -898,7 +902,7 @@ def _make_sequence_class():
             self.batch_size = _check_int("batch_size", batch_size, low=1)
             self.shuffle = bool(shuffle)
             self.seed = int(seed)
-            self.epoch = 0
+            self.epoch = _check_int("initial_epoch", initial_epoch, low=0)
             self._order = self._permutation()
 
         def _permutation(self) -> np.ndarray:

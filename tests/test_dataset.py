@@ -319,3 +319,19 @@ def test_resume_with_another_renderer_is_refused(reference, tmp_path):
         out, n=N, seed=3, workers=1, shard_size=SHARD, force=True, progress=False
     )
     assert _files(out) == _files(reference)
+
+
+def test_sequence_resumes_its_shuffle_order(reference):
+    from fmlib.dataset import AudioParamsSequence
+
+    ds = D.open_dataset(reference)
+    idx = np.arange(N)
+    a = AudioParamsSequence(ds, idx, batch_size=N, shuffle=True, seed=5)
+    a.on_epoch_end()
+    a.on_epoch_end()
+    b = AudioParamsSequence(
+        ds, idx, batch_size=N, shuffle=True, seed=5, initial_epoch=2
+    )
+    np.testing.assert_array_equal(a[0][1], b[0][1])
+    order = np.random.default_rng([5, 2]).permutation(N)  # the documented rule
+    np.testing.assert_array_equal(b[0][1], ds.vectors()[order].astype(np.float32))
