@@ -215,9 +215,9 @@ def render_fingerprint(*, seed: int, sampler: SamplerConfig) -> str:
     :func:`generate_dataset` refuses it. Costs one render (a few ms).
     """
     v = sample_vectors(1, seed=seed, config=sampler)
-    return hashlib.sha256(
-        render_notes(v, algorithm=sampler.algorithm).tobytes()
-    ).hexdigest()
+    with blas_single_thread():
+        audio = render_notes(v, algorithm=sampler.algorithm)
+    return hashlib.sha256(audio.tobytes()).hexdigest()
 
 
 def _manifest_text(manifest: dict[str, Any]) -> str:
@@ -651,12 +651,17 @@ def _single_threaded_children():
                 os.environ[k] = v
 
 
-def _blas_limited():
-    """Limit BLAS to one thread in this process, when threadpoolctl is available."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only a speed-up
-        return contextlib.nullcontext()
+def blas_single_thread():
+    """Context manager limiting BLAS to one thread in this process.
+
+    Every dataset note is rendered under it (in workers through
+    ``*_NUM_THREADS=1``): the synthesizer's float32 matmul gives slightly different
+    bits with another BLAS thread count, so a fixed count of one keeps shards
+    byte-identical whatever the number of workers or cores. threadpoolctl comes with
+    scikit-learn, a dependency of librosa.
+    """
+    from threadpoolctl import threadpool_limits
+
     return threadpool_limits(1, user_api="blas")
 
 
@@ -664,7 +669,7 @@ def _run_tasks(tasks: list[tuple], *, workers: int) -> Iterator[tuple[int, str]]
     """Yield (k, sha256) as shards finish; in this process when one worker suffices."""
     workers = min(workers, len(tasks))
     if workers == 1:
-        with _blas_limited():
+        with blas_single_thread():
             for task in tasks:
                 yield _render_shard(task)
         return
