@@ -251,9 +251,9 @@ def evaluation_dir(
     return dirs.evaluations / f"{Path(model_dir).name}-{key}-{size}-{digest[:10]}"
 
 
-def copy_tables(src_dir: Path, stems, *, out_dir: Path) -> list[Path]:
+def copy_tables(src_dir: Path, stems, *, out_dir: Path, prefix: str = "") -> list[Path]:
     """Copy ``<stem>.csv`` and ``<stem>.md`` from a model or evaluation folder into
-    the tables folder (atomically). Returns the paths written.
+    the tables folder as ``<prefix><stem>.*`` (atomically). Returns the paths written.
 
     Raises:
         MissingFileError: a table is missing in ``src_dir``.
@@ -265,8 +265,80 @@ def copy_tables(src_dir: Path, stems, *, out_dir: Path) -> list[Path]:
             src = Path(src_dir) / f"{stem}{ext}"
             if not src.is_file():
                 raise MissingFileError(f"{src}: table not found")
-            written.append(_atomic_text(out_dir / src.name, src.read_text("utf-8")))
+            dst = out_dir / f"{prefix}{stem}{ext}"
+            written.append(_atomic_text(dst, src.read_text("utf-8")))
     return written
+
+
+#: Evaluation tables written by :func:`fmlib.evaluate.evaluate` (Tables 6-9).
+EVALUATION_TABLES = (
+    "table6_means",
+    "table7_std",
+    "table8_family_means",
+    "table9_family_std",
+)
+#: The paper's Table 6: means over the NSynth test split (re-synthesis, 440 Hz sine).
+PAPER_TABLE6 = {
+    "metric": ["FFT", "STFT", "Log Mel (raw)", "Log Mel (normalized)"],
+    "paper_resynthesis": [15640.799, 2772.460, 144.194, 0.00894],
+    "paper_baseline": [33508.780, 7290.362, 184.872, 0.01146],
+    "paper_improvement_pct": [53.34, 61.95, 22.00, 21.99],
+}
+
+
+def evaluate_and_compare(
+    set_name: str,
+    *,
+    dirs: RunDirs,
+    model_dir: Path,
+    limit: int | None,
+    force: bool = False,
+    prefix: str = "",
+) -> tuple[Path, Path, str, list[str]]:
+    """Evaluate the model on one evaluation set and write its tables.
+
+    Runs (or resumes) :func:`fmlib.evaluate.evaluate` with re-synthesised audio
+    saved, copies Tables 6-9 to the tables folder as ``<prefix><table>``, and writes
+    ``<prefix>table6_vs_paper``: our means next to the paper's Table 6, with the set
+    named in every row.
+
+    Args:
+        set_name: An entry of :data:`EVAL_SETS`.
+        dirs: The run's folders.
+        model_dir: A trained model folder.
+        limit: Evaluate at most this many notes, round-robin over families.
+        force: Delete and redo a previous evaluation of the same model, set and limit.
+        prefix: Prepended to every table name (e.g. ``"nsynth_dev_"``).
+
+    Returns:
+        (evaluation folder, data folder, label of the set, table stems written).
+    """
+    import shutil
+
+    import pandas as pd
+
+    from fmlib.evaluate import evaluate
+
+    key, data_dir, label = evaluation_set(set_name, dirs)
+    eval_dir = evaluation_dir(dirs, model_dir=model_dir, key=key, limit=limit)
+    if force and eval_dir.exists():
+        shutil.rmtree(eval_dir)
+    evaluate(model_dir, data_dir, eval_dir, save_audio=True, limit=limit)
+    copy_tables(eval_dir, EVALUATION_TABLES, out_dir=dirs.tables, prefix=prefix)
+    ours = pd.read_csv(eval_dir / "table6_means.csv", index_col=0)
+    paper = pd.DataFrame(PAPER_TABLE6)
+    metrics = paper["metric"]
+    comparison = paper.assign(
+        ours_resynthesis=[ours.loc[m, "resynthesis"] for m in metrics],
+        ours_baseline=[ours.loc[m, "sine_440"] for m in metrics],
+        ours_improvement_pct=[
+            ours.loc[m, "improvement_vs_sine_440_pct"] for m in metrics
+        ],
+    )
+    comparison.insert(1, "evaluation_set", label)
+    write_table(comparison, f"{prefix}table6_vs_paper", out_dir=dirs.tables)
+    stems = [f"{prefix}{t}" for t in (*EVALUATION_TABLES, "table6_vs_paper")]
+    return eval_dir, data_dir, label, stems
 
 
 def family_examples(
