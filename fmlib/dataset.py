@@ -215,8 +215,7 @@ def render_fingerprint(*, seed: int, sampler: SamplerConfig) -> str:
     :func:`generate_dataset` refuses it. Costs one render (a few ms).
     """
     v = sample_vectors(1, seed=seed, config=sampler)
-    with blas_single_thread():
-        audio = render_notes(v, algorithm=sampler.algorithm)
+    audio = render_notes(v, algorithm=sampler.algorithm)
     return hashlib.sha256(audio.tobytes()).hexdigest()
 
 
@@ -636,9 +635,10 @@ _THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 @contextlib.contextmanager
 def _single_threaded_children():
-    """Spawned workers inherit ``*_NUM_THREADS=1``: one process per core already, and
-    a multi-threaded BLAS inside each (the synthesizer's low-pass uses matmul)
-    oversubscribes the cores; measured 5x slower per note on a loaded 2-core box."""
+    """Spawned workers inherit ``*_NUM_THREADS=1``: there is one process per core
+    already, so a multi-threaded numerical library inside each would oversubscribe
+    the cores (the renderer itself uses no BLAS: its output never depends on thread
+    counts, see ``fmlib.synth._small_matmul``)."""
     saved = {k: os.environ.get(k) for k in _THREAD_VARS}
     os.environ.update({k: "1" for k in _THREAD_VARS})
     try:
@@ -651,27 +651,12 @@ def _single_threaded_children():
                 os.environ[k] = v
 
 
-def blas_single_thread():
-    """Context manager limiting BLAS to one thread in this process.
-
-    Every dataset note is rendered under it (in workers through
-    ``*_NUM_THREADS=1``): the synthesizer's float32 matmul gives slightly different
-    bits with another BLAS thread count, so a fixed count of one keeps shards
-    byte-identical whatever the number of workers or cores. threadpoolctl comes with
-    scikit-learn, a dependency of librosa.
-    """
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1, user_api="blas")
-
-
 def _run_tasks(tasks: list[tuple], *, workers: int) -> Iterator[tuple[int, str]]:
     """Yield (k, sha256) as shards finish; in this process when one worker suffices."""
     workers = min(workers, len(tasks))
     if workers == 1:
-        with blas_single_thread():
-            for task in tasks:
-                yield _render_shard(task)
+        for task in tasks:
+            yield _render_shard(task)
         return
     # spawn: safe even when TensorFlow (threads) is loaded in the parent, and each
     # worker imports only numpy/scipy/fmlib (never Keras).
@@ -713,9 +698,13 @@ def ensure_dataset(
 ) -> Path:
     """Reuse ``out_dir`` when it holds this complete dataset, else generate/resume it.
 
-    Reuse checks the manifest's configuration, completeness and every shard's size
-    (cheap); ``verify=True`` also recomputes every checksum (about 1 s per GB).
-    Other keyword arguments go to :func:`generate_dataset`.
+    Reuse checks the manifest's configuration, the renderer's fingerprint,
+    completeness and every shard's size (cheap); ``verify=True`` also recomputes
+    every checksum (about 1 s per GB). A complete dataset of the same configuration
+    made by a renderer that renders differently (another synthesizer version, or a
+    manifest that predates fingerprints) is no longer what the code makes: it is
+    regenerated from scratch, and a line says so. Other keyword arguments go to
+    :func:`generate_dataset`.
 
     Returns:
         The dataset folder.
@@ -729,7 +718,15 @@ def ensure_dataset(
         except InputError:
             ds = None
         if ds is not None and ds.manifest["config"] == config:
-            if not verify or not ds.verify():
+            fingerprint = render_fingerprint(seed=seed, sampler=sampler)
+            if ds.manifest.get("render_fingerprint") != fingerprint:
+                print(
+                    f"{out}: made by a renderer that renders differently from this "
+                    "one; regenerating it",
+                    flush=True,
+                )
+                force = True
+            elif not verify or not ds.verify():
                 return out
     return generate_dataset(out, n=n, seed=seed, force=force, sampler=sampler, **kwargs)
 

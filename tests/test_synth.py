@@ -597,3 +597,20 @@ def test_threads_render_the_same_notes(rng):
         threaded = list(pool.map(lambda p: render(p, duration_s=1.0), patches))
     for a, b in zip(serial, threaded, strict=True):
         assert np.array_equal(a, b)
+
+
+def test_render_does_not_depend_on_blas_thread_count(rng):
+    """BLAS sums in another order with another thread count; render must not care."""
+    from threadpoolctl import threadpool_limits
+
+    patches = [random_patch(rng) for _ in range(4)]
+    batch = rng.standard_normal((8, 3 * 64000)).astype(np.float32)
+    results = []
+    for threads in (1, 2, 4):
+        with threadpool_limits(threads):
+            results.append(
+                ([render(p, duration_s=1.0) for p in patches], downsample(batch))
+            )
+    for notes, down in results[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(results[0][0], notes, strict=True))
+        assert np.array_equal(results[0][1], down)
