@@ -11,7 +11,14 @@ The public API used by notebooks, tests and benchmarks::
 from fmlib.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, get_algorithm
 from fmlib.errors import InputError, MissingFileError
 from fmlib.params import PARAMS, SAMPLE_RATE, TARGET_NAMES
-from fmlib.patch import Envelope, Modulator, Patch, load_patch, patch_from_dict, save_patch
+from fmlib.patch import (
+    Envelope,
+    Modulator,
+    Patch,
+    load_patch,
+    patch_from_dict,
+    save_patch,
+)
 from fmlib.synth import render, render_batch
 
 __version__ = "0.1.0"

@@ -21,10 +21,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stats": ("fmlib.stats", "statistics, histograms and aliasing report of a dataset"),
     "train": ("fmlib.train", "train the paper's CNN on a dataset"),
     "predict": ("fmlib.predict", "predict a patch for a WAV file with a trained model"),
-    "evaluate": ("fmlib.evaluate", "re-synthesis evaluation (Tables 6-9) on an NSynth-layout set"),
-    "download-nsynth": ("fmlib.nsynth", "download and extract the official NSynth test split"),
+    "evaluate": (
+        "fmlib.evaluate",
+        "re-synthesis evaluation (Tables 6-9) on an NSynth-layout set",
+    ),
+    "download-nsynth": (
+        "fmlib.nsynth",
+        "download and extract the official NSynth test split",
+    ),
     "soundfont-set": ("fmlib.soundfont", "render the offline SoundFont evaluation set"),
-    "reproduce": ("fmlib.reproduce", "run every notebook in order under a profile (Papermill)"),
+    "reproduce": (
+        "fmlib.reproduce",
+        "run every notebook in order under a profile (Papermill)",
+    ),
 }
 
 
@@ -57,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     if getattr(args, "_missing", False):
-        print(f"error: the {args.command!r} command is not available in this version", file=sys.stderr)
+        print(
+            f"error: the {args.command!r} command is not available in this version",
+            file=sys.stderr,
+        )
         return 2
     try:
         return int(importlib.import_module(args._module).run(args) or 0)

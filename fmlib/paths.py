@@ -39,5 +39,7 @@ PROFILES_DIR = PROJECT_ROOT / "profiles"
 #: 110 real NSynth notes shared with the project (never copied into it). The
 #: environment variable ``FMLIB_NSYNTH_DEV`` overrides the location.
 NSYNTH_DEV_DIR = Path(
-    os.environ.get("FMLIB_NSYNTH_DEV", PROJECT_ROOT.parent / "shared" / "data" / "nsynth-dev")
+    os.environ.get(
+        "FMLIB_NSYNTH_DEV", PROJECT_ROOT.parent / "shared" / "data" / "nsynth-dev"
+    )
 )

@@ -612,5 +612,7 @@ def test_render_does_not_depend_on_blas_thread_count(rng):
                 ([render(p, duration_s=1.0) for p in patches], downsample(batch))
             )
     for notes, down in results[1:]:
-        assert all(np.array_equal(a, b) for a, b in zip(results[0][0], notes, strict=True))
+        assert all(
+            np.array_equal(a, b) for a, b in zip(results[0][0], notes, strict=True)
+        )
         assert np.array_equal(results[0][1], down)
