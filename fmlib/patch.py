@@ -225,8 +225,3 @@ def save_patch(patch: Patch | dict, path: str | os.PathLike) -> Path:
     tmp.write_text(json.dumps(p.to_dict(), indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
-
-
-def is_finite_patch(p: Patch) -> bool:
-    """True when every number of the patch is finite (always true after validation)."""
-    return all(math.isfinite(x) for x in p.to_vector())
