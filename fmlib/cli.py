@@ -21,6 +21,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stats": ("fmlib.stats", "statistics, histograms and aliasing report of a dataset"),
     "train": ("fmlib.train", "train the paper's CNN on a dataset"),
     "predict": ("fmlib.predict", "predict a patch for a WAV file with a trained model"),
+    "match": (
+        "fmlib.match",
+        "find a patch for a WAV (or a folder of WAVs) by analysis and search",
+    ),
+    "syx": ("fmlib.syx_cli", "export patches as DX7 sysex, or import DX7 sysex"),
     "evaluate": (
         "fmlib.evaluate",
         "re-synthesis evaluation (Tables 6-9) on an NSynth-layout set",

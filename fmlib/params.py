@@ -176,6 +176,21 @@ RELEASE = ParamSpec(
 
 ENVELOPE_PARAMS: tuple[ParamSpec, ...] = (ATTACK, DECAY, SUSTAIN, RELEASE)
 
+LEVEL = ParamSpec(
+    name="level",
+    unit="gain",
+    low=0.0,
+    high=1.0,
+    scale="linear",
+    description="Linear output gain of the carrier (1.0: the paper's amplitude). "
+    "Optional in a patch; not one of the paper's 15 targets.",
+    valid_low=0.0,
+    valid_high=16.0,
+    low_inclusive=True,
+)
+#: Value of :data:`LEVEL` for a patch that does not give one (the paper's patches).
+DEFAULT_LEVEL = 1.0
+
 #: The 15 parameters of one note in the canonical flat order used by ``params.csv``,
 #: the CNN's targets and its predictions.
 TARGET_NAMES: tuple[str, ...] = (
@@ -190,7 +205,7 @@ def spec_for(name: str) -> ParamSpec:
     """The :class:`ParamSpec` behind a flat name such as ``"ratio_3"`` or
     ``"sustain"``."""
     base = name.rsplit("_", 1)[0] if name[-1].isdigit() else name
-    for p in (CARRIER, RATIO, INDEX, *ENVELOPE_PARAMS):
+    for p in (CARRIER, RATIO, INDEX, *ENVELOPE_PARAMS, LEVEL):
         if p.name == base:
             return p
     raise KeyError(name)

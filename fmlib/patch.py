@@ -4,7 +4,12 @@ A patch JSON document has exactly this shape (extra keys are allowed and ignored
 
     {"algorithm": "dx7_18", "carrier_hz": 440.0,
      "modulators": [{"ratio": 2.0, "index": 1.5}, ... five entries, M1 first ...],
-     "envelope": {"attack_s": 0.01, "decay_s": 0.2, "sustain": 0.6, "release_s": 0.3}}
+     "envelope": {"attack_s": 0.01, "decay_s": 0.2, "sustain": 0.6, "release_s": 0.3},
+     "level": 1.0}
+
+``level`` (the carrier's linear output gain, :data:`fmlib.params.LEVEL`) is optional:
+a patch without it plays at 1.0, the paper's amplitude, bit-identically to before
+``level`` existed.
 
 Validation reads the limits of :mod:`fmlib.params`; every error names the field and
 what is valid.
@@ -53,6 +58,7 @@ class Patch:
     carrier_hz: float
     modulators: tuple[Modulator, ...]
     envelope: Envelope
+    level: float = P.DEFAULT_LEVEL
 
     def to_dict(self) -> dict[str, Any]:
         """The patch in its JSON shape (plain floats)."""
@@ -69,6 +75,7 @@ class Patch:
                 "sustain": float(self.envelope.sustain),
                 "release_s": float(self.envelope.release_s),
             },
+            "level": float(self.level),
         }
 
     def to_vector(self) -> np.ndarray:
@@ -153,11 +160,20 @@ def patch_from_dict(d: Any) -> Patch:
         )
         for spec in P.ENVELOPE_PARAMS
     }
-    return Patch(algorithm, carrier_hz, tuple(modulators), Envelope(**values))
+    level = P.DEFAULT_LEVEL
+    if "level" in d:
+        level = _number(d["level"], "level", P.LEVEL)
+    return Patch(algorithm, carrier_hz, tuple(modulators), Envelope(**values), level)
 
 
-def patch_from_vector(vector: Any, *, algorithm: str = DEFAULT_ALGORITHM) -> Patch:
-    """Build a patch from 15 values in :data:`fmlib.params.TARGET_NAMES` order."""
+def patch_from_vector(
+    vector: Any,
+    *,
+    algorithm: str = DEFAULT_ALGORITHM,
+    level: float = P.DEFAULT_LEVEL,
+) -> Patch:
+    """Build a patch from 15 values in :data:`fmlib.params.TARGET_NAMES` order (and
+    an optional ``level``, which is not one of the 15)."""
     v = np.asarray(vector, dtype=np.float64).reshape(-1)
     if v.shape != (len(P.TARGET_NAMES),):
         raise InputError(
@@ -174,6 +190,7 @@ def patch_from_vector(vector: Any, *, algorithm: str = DEFAULT_ALGORITHM) -> Pat
             "envelope": dict(
                 zip([s.name for s in P.ENVELOPE_PARAMS], v[1 + 2 * n :], strict=True)
             ),
+            "level": level,
         }
     )
 

@@ -6,7 +6,9 @@ Signal path for one note (paper, section 5.1.1):
    its output times its index (radians) is added to the *phase* of its target
    (phase modulation, as in the DX7). Parallel modulations are summed. The graph
    comes from :mod:`fmlib.algorithms`.
-2. The carrier (amplitude 1.0) is multiplied by one linear ADSR envelope.
+2. The carrier (amplitude 1.0) is multiplied by one linear ADSR envelope and by the
+   patch's ``level`` (1.0 unless the patch says otherwise: then nothing is multiplied,
+   so such notes are bit-identical to notes rendered before ``level`` existed).
 3. The 48 kHz signal is low-passed and decimated by 3 to 16 kHz.
 
 Accuracy and speed (see ``benchmarks/bench_synth.py``; per-note costs below are CPU
@@ -552,6 +554,8 @@ def _render_48k_into(
     y[n_sound:] = 0.0  # the envelope is 0 there: nothing was computed
     points = envelope_breakpoints(patch.envelope, note_off_s=note_off_s)
     _apply_envelope(y[:n_sound], points, sample_rate=sr)
+    if patch.level != P.DEFAULT_LEVEL:
+        y[:n_sound] *= np.float32(patch.level)
     return y
 
 
@@ -673,4 +677,4 @@ def render_reference(
     env = _reference_envelope(
         patch.envelope, n, sample_rate=P.RENDER_SAMPLE_RATE, note_off_s=note_off_s
     )
-    return downsample(out[CARRIER] * env)
+    return downsample(out[CARRIER] * env * patch.level)

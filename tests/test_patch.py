@@ -199,10 +199,10 @@ def test_vector_round_trip():
 def test_save_load_round_trip(tmp_path):
     path = save_patch(VALID, tmp_path / "p.json")
     assert path == tmp_path / "p.json"
-    assert json.loads(path.read_text()) == VALID
+    assert json.loads(path.read_text()) == {**VALID, "level": 1.0}
     loaded = load_patch(path)
     assert loaded == patch_from_dict(VALID)
-    assert loaded.to_dict() == VALID
+    assert loaded.to_dict() == {**VALID, "level": 1.0}
     # and again from the loaded Patch object, byte for byte
     save_patch(loaded, tmp_path / "q.json")
     assert (tmp_path / "q.json").read_bytes() == path.read_bytes()
@@ -286,3 +286,36 @@ def test_example_patch_loads():
     assert load_patch(PROJECT_ROOT / "examples" / "patch.json") == patch_from_dict(
         VALID
     )
+
+
+# --------------------------------------------------------------------------- level
+
+
+def test_level_is_optional_and_defaults_to_one():
+    assert patch_from_dict(VALID).level == 1.0
+    assert patch_from_dict({**VALID, "level": 1.0}) == patch_from_dict(VALID)
+    # bit-identical sound with and without an explicit level of 1.0
+    a = render(VALID, duration_s=0.5)
+    b = render({**VALID, "level": 1.0}, duration_s=0.5)
+    assert a.tobytes() == b.tobytes()
+
+
+def test_level_scales_the_output_linearly():
+    a = render(VALID, duration_s=0.5)
+    half = render({**VALID, "level": 0.5}, duration_s=0.5)
+    np.testing.assert_allclose(half, 0.5 * a, rtol=1e-6, atol=1e-7)
+    assert not np.any(render({**VALID, "level": 0.0}, duration_s=0.5))
+
+
+@pytest.mark.parametrize("bad", [-0.1, 16.5, float("nan"), "1", True, None])
+def test_bad_level_is_rejected_naming_the_field(bad):
+    with pytest.raises(InputError, match="level"):
+        patch_from_dict({**VALID, "level": bad})
+
+
+def test_level_round_trips_through_json(tmp_path):
+    path = save_patch({**VALID, "level": 0.25}, tmp_path / "p.json")
+    assert json.loads(path.read_text())["level"] == 0.25
+    assert load_patch(path).level == 0.25
+    v = patch_from_dict(VALID).to_vector()
+    assert patch_from_vector(v, level=0.3).level == 0.3
