@@ -129,6 +129,15 @@ class MatchEstimator(Estimator):
                 out.append(exc)
         return out
 
+    def predict_patches(self, audio: np.ndarray) -> list[Patch]:
+        """Like :meth:`estimate`, raising the first failure (the widgets' interface,
+        shared with :class:`fmlib.predict.Predictor`)."""
+        patches = self.estimate(np.asarray(audio, dtype=np.float32))
+        for p in patches:
+            if isinstance(p, Exception):
+                raise p
+        return patches
+
 
 def make_estimator(
     method: str,
