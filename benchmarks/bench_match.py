@@ -165,6 +165,24 @@ def _pyin_f0(x) -> float:
     return float(2 ** np.median(np.log2(f0[use])))
 
 
+def _code_version() -> dict:
+    """The commit measured, and whether fmlib/ had uncommitted changes."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*a):
+        try:
+            return subprocess.run(
+                ["git", *a], cwd=root, capture_output=True, text=True, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    status = git("status", "--porcelain", "fmlib")
+    return {"commit": git("rev-parse", "HEAD"), "fmlib_dirty": bool(status)}
+
+
 def _md_table(header: list[str], rows: list[list]) -> str:
     def fmt(v):
         if isinstance(v, float):
@@ -209,8 +227,14 @@ def main() -> None:
         },
         "data": str(args.data),
         "n_notes": n,
+        "code": _code_version(),
     }
-    print(f"# bench_match: {n} notes from {args.data}, one thread\n")
+    code = report["code"]
+    dirty = " + uncommitted fmlib changes" if code["fmlib_dirty"] else ""
+    print(
+        f"# bench_match: {n} notes from {args.data}, one thread; commit "
+        f"{(code['commit'] or '?')[:7]}{dirty}\n"
+    )
 
     # 1. time per note at the default budget ---------------------------------
     from fmlib import timbre

@@ -155,8 +155,9 @@ def test_sine_mixed_with_its_sub_octave_is_measured_at_the_sub_octave(f_hz, sub_
 
 
 def test_a_faint_sub_octave_is_ignored():
-    """Below about 5 % of the power (-13 dB) the sub-octave does not change f0: the
-    octave check keeps the highest candidate within 0.05 of the best score."""
+    """A sub-octave 20 dB down (under 1 % of the power) does not change f0: the
+    octave check keeps the highest candidate that explains nearly as much power as
+    the best one."""
     f_hz = 440.0
     t = np.arange(4 * SR) / SR
     x = 0.5 * np.sin(2 * np.pi * f_hz * t) + 0.05 * np.sin(np.pi * f_hz * t)
