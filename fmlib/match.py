@@ -51,8 +51,12 @@ DEFAULT_BUDGET = 1500
 #: Smallest budget accepted: enough for the table's hypotheses to be tried.
 MIN_BUDGET = 50
 MAX_BUDGET = 1_000_000
-#: Hypotheses taken from the table into the search.
+#: Table entries rendered exactly (the best of the ranking without rendering).
+N_CANDIDATES = 48
+#: Hypotheses searched first by successive halving; the rest are a reserve.
 N_HYPOTHESES = 8
+#: CMA-ES generations given to each reserve hypothesis.
+RESERVE_GENERATIONS = 6
 #: Representative frames used to rank the table.
 N_RANK_FRAMES = 12
 #: Upper bound of the searched modulation indices, rad.
@@ -315,10 +319,11 @@ def match_note(
         gains = timbre.frame_gains(an.envelope, an.level, n_samples=a.size)
         obj = _Objective(target, gains, f0)
 
-        # 2. hypotheses from the table (ranked without rendering)
+        # 2. hypotheses from the table: ranked without rendering, the best
+        # N_CANDIDATES rendered, the best N_HYPOTHESES of those searched first
         table = timbre.harmonic_table()
         ranked = obj.ranked(table.mel_power(f0))
-        hyps: list[_Hypothesis] = []
+        pool: list[_Hypothesis] = []
         seen = set()
         for i in np.argsort(ranked, kind="stable"):
             h = _Hypothesis(
@@ -330,39 +335,57 @@ def match_note(
             if h.key() in seen:
                 continue
             seen.add(h.key())
-            hyps.append(h)
-            if len(hyps) == N_HYPOTHESES:
+            pool.append(h)
+            if len(pool) == N_CANDIDATES:
                 break
         if cnn_patch is not None:
-            hyps.append(_cnn_hypothesis(cnn_patch, f0))
-        start = np.array([h.indices for h in hyps])
+            pool.append(_cnn_hypothesis(cnn_patch, f0))
         losses = obj.render(
-            np.array([h.carrier_multiple * f0 for h in hyps]),
-            np.array([h.ratios for h in hyps]),
-            start,
+            np.array([h.carrier_multiple * f0 for h in pool]),
+            np.array([h.ratios for h in pool]),
+            np.array([h.indices for h in pool]),
         )
-        for h, loss in zip(hyps, losses, strict=True):
+        for k, (h, loss) in enumerate(zip(pool, losses, strict=True)):
             h.loss = float(loss)
+            h.es = _start_es(h, seed=seed * 1009 + k)
+        pool.sort(key=lambda h: h.loss)
+        hyps, reserve = pool[:N_HYPOTHESES], pool[N_HYPOTHESES:]
 
-        # 3. successive halving of CMA-ES runs, a ratio pass, more CMA-ES
-        for k, h in enumerate(hyps):
-            h.es = _start_es(h, seed=seed * 101 + k)
-        search_budget = budget * 0.75
-        alive = sorted(hyps, key=lambda h: h.loss)
-        while len(alive) > 1 and obj.n_evaluations < search_budget * 0.6:
-            share = (search_budget * 0.6 / math.log2(len(hyps) * 2)) / len(alive)
-            gens = max(1, int(share // POPSIZE))
+        # 3. successive halving of CMA-ES runs over the first hypotheses, a ratio
+        # pass and more CMA-ES on the winner; then, while budget remains, the
+        # reserve hypotheses one by one (a restart strategy), each winner polished
+        # by a ratio pass.
+        halving_budget = budget * 0.45
+        alive = list(hyps)
+        rounds = max(1, math.ceil(math.log2(len(alive))))
+        while len(alive) > 1 and obj.n_evaluations < halving_budget:
+            gens = max(1, int(halving_budget / rounds / len(alive) / POPSIZE))
             for h in alive:
                 _run_es(h, obj, f0, gens)
             alive = sorted(alive, key=lambda h: h.loss)[: max(1, len(alive) // 2)]
         best = min(hyps, key=lambda h: h.loss)
-        if obj.n_evaluations + 16 * P.N_MODULATORS <= budget:
-            _ratio_pass(best, obj, f0)
-        best.es = _start_es(best, seed=seed * 101 + 99, sigma=0.3)
         inharmonic = an.pitch.inharmonicity_cents > INHARMONIC_CENTS
         stop_at = budget * (0.7 if inharmonic else 1.0)
-        while obj.n_evaluations + POPSIZE <= stop_at and not best.es.stop():
-            _run_es(best, obj, f0, 1)
+        polished = set()
+
+        def polish(h: _Hypothesis) -> None:
+            if obj.n_evaluations + 16 * P.N_MODULATORS <= stop_at:
+                _ratio_pass(h, obj, f0)
+            h.es = _start_es(h, seed=seed * 1009 + 997 + len(polished), sigma=0.3)
+            while obj.n_evaluations + POPSIZE <= stop_at and not h.es.stop():
+                _run_es(h, obj, f0, 1)
+                if obj.n_evaluations > stop_at * 0.5 + budget * 0.05 * len(polished):
+                    break
+            polished.add(id(h))
+
+        polish(best)
+        for h in reserve:
+            if obj.n_evaluations + 3 * POPSIZE > stop_at:
+                break
+            _run_es(h, obj, f0, RESERVE_GENERATIONS)
+            if h.loss < best.loss:
+                best = h
+                polish(best)
         if inharmonic:
             _free_ratio_search(best, obj, f0, evaluations=budget, seed=seed)
 
