@@ -152,16 +152,6 @@ def check_output(
     if not raw.strip():
         raise InputError("the output path is empty; give a file or folder name")
     path = Path(raw)
-    if kind == "audio":
-        suffixes = tuple(AUDIO_FORMATS)
-    if suffixes is not None and kind != "folder":
-        suffixes = tuple(suffixes)
-        if path.suffix.lower() not in suffixes:
-            shown = f"{path.suffix!r}" if path.suffix else "no extension"
-            raise InputError(
-                f"{path}: {shown} is not a valid output extension; "
-                f"use {', '.join(suffixes)}"
-            )
     for part in path.parts:
         if len(os.fsencode(part)) > _name_max(path.parent):
             raise InputError(
@@ -186,6 +176,16 @@ def check_output(
         if kind != "folder" and not stat.S_ISREG(st.st_mode):
             raise InputError(
                 f"{path}: exists and is {what}; give the name of a regular file"
+            )
+    if kind == "audio":
+        suffixes = tuple(AUDIO_FORMATS)
+    if suffixes is not None and kind != "folder":
+        suffixes = tuple(suffixes)
+        if path.suffix.lower() not in suffixes:
+            shown = f"{path.suffix!r}" if path.suffix else "no extension"
+            raise InputError(
+                f"{path}: {shown} is not a valid output extension; "
+                f"use {', '.join(suffixes)}"
             )
     if os.path.islink(path) and st is None:
         raise InputError(f"{path}: is a broken symbolic link; give another name")
