@@ -211,18 +211,17 @@ def check_input(path: str | os.PathLike, *, kind: str = "file", what: str = "") 
         InputError: it is the wrong kind or not readable.
     """
     path = Path(path)
-    label = f" {what}" if what else ""
+    what = what or kind
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
-        raise MissingFileError(f"{path}: no such{label or ' ' + kind}") from None
+        raise MissingFileError(f"{path}: no such {what}") from None
     except OSError as exc:
         raise InputError(os_error_message(path, exc, action="cannot read")) from None
-    if kind == "folder":
-        if not stat.S_ISDIR(st.st_mode):
-            raise InputError(f"{path}: is {_kind(st)}; give a{label or ' folder'}")
-    elif not stat.S_ISREG(st.st_mode):
-        raise InputError(f"{path}: is {_kind(st)}; give a{label or ' file'}")
+    wanted = stat.S_ISDIR if kind == "folder" else stat.S_ISREG
+    if not wanted(st.st_mode):
+        article = "an" if what[0].lower() in "aeiou" else "a"
+        raise InputError(f"{path}: is {_kind(st)}; expected {article} {what}")
     if not os.access(path, os.R_OK):
         raise InputError(f"{path}: cannot read (permission denied)")
     return path

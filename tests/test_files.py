@@ -80,9 +80,9 @@ def test_check_output_refuses_unwritable_folder(tmp_path):
 def test_check_input(tmp_path):
     with pytest.raises(MissingFileError, match="no such patch JSON"):
         files.check_input(tmp_path / "nope.json", what="patch JSON")
-    with pytest.raises(InputError, match="is a folder; give a patch JSON"):
+    with pytest.raises(InputError, match="is a folder; expected a patch JSON"):
         files.check_input(tmp_path, what="patch JSON")
-    with pytest.raises(InputError, match="is a file; give a folder"):
+    with pytest.raises(InputError, match="is a file; expected a folder"):
         f = tmp_path / "f"
         f.write_text("x")
         files.check_input(f, kind="folder")
