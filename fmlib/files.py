@@ -172,7 +172,7 @@ def check_output(
     if st is not None:
         what = _kind(st)
         if kind == "folder" and not stat.S_ISDIR(st.st_mode):
-            raise InputError(f"{path}: exists and is {what}; give a folder")
+            raise InputError(f"{path}: exists and is {what}, not a folder")
         if kind != "folder" and not stat.S_ISREG(st.st_mode):
             raise InputError(
                 f"{path}: exists and is {what}; give the name of a regular file"

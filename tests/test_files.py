@@ -50,7 +50,7 @@ def test_check_output_refuses_folder_device_fifo(tmp_path):
         files.check_output(fifo)
     f = tmp_path / "f"
     f.write_text("x")
-    with pytest.raises(InputError, match="is a file; give a folder"):
+    with pytest.raises(InputError, match="is a file, not a folder"):
         files.check_output(f, kind="folder")
 
 
