@@ -562,12 +562,19 @@ def format_bytes(n: int) -> str:
 LOCK_NAME = ".lock"
 
 
-@contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike, *, command: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``folder`` so two runs never write it at once.
+#: Locks held by this process: (device, inode) of the lock file -> [fd, count].
+_HELD: dict[tuple[int, int], list[int]] = {}
+
+
+class FolderLock:
+    """An exclusive lock on a folder so two processes never write it at once.
 
     The lock is ``fcntl.flock`` on ``FOLDER/.lock`` (released by the kernel when the
-    process ends, even when killed); the empty ``.lock`` file stays.
+    process ends, even when killed); the empty ``.lock`` file stays. It is taken when
+    the object is constructed and released by :meth:`release`, at the end of a
+    ``with`` block, or when the object is garbage-collected. Within one process it is
+    re-entrant, so a notebook that reruns a step after an error (whose traceback may
+    still hold the first lock) is not locked out by itself.
 
     Args:
         folder: An existing folder.
@@ -576,36 +583,54 @@ def folder_lock(folder: str | os.PathLike, *, command: str) -> Iterator[None]:
     Raises:
         InputError: another process holds the lock.
     """
-    import fcntl
 
-    lock = Path(folder) / LOCK_NAME
-    with os_errors(lock):
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
+    def __init__(self, folder: str | os.PathLike, *, command: str) -> None:
+        import fcntl
+
+        self.key: tuple[int, int] | None = None
+        lock = Path(folder) / LOCK_NAME
+        with os_errors(lock):
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+            st = os.fstat(fd)
+        key = (st.st_dev, st.st_ino)
+        if key in _HELD:
+            os.close(fd)
+            _HELD[key][1] += 1
+            self.key = key
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.close(fd)
             raise InputError(
                 f"{folder}: another {command} run is writing this folder; wait for "
                 "it to finish or choose another folder"
             ) from None
-        yield
-    finally:
-        os.close(fd)
+        _HELD[key] = [fd, 1]
+        self.key = key
+
+    def release(self) -> None:
+        if self.key is None:
+            return
+        held = _HELD.get(self.key)
+        if held is not None:
+            held[1] -= 1
+            if held[1] == 0:
+                os.close(held[0])
+                del _HELD[self.key]
+        self.key = None
+
+    def __enter__(self) -> FolderLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        self.release()
 
 
-def move_into_place(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    """Rename a finished file or folder of ours (a completed download, an extracted
-    archive) onto ``dst`` atomically. A file may replace a regular file; a folder
-    only takes the place of nothing. Never replaces a device or other special file.
-
-    Raises:
-        InputError: ``dst`` is in the way, or any OSError (one line).
-    """
-    src, dst = Path(src), Path(dst)
-    with os_errors(dst):
-        if src.is_dir() and os.path.lexists(dst):
-            raise InputError(f"{dst}: exists; remove it or choose another folder")
-        _check_destination(dst)
-        os.replace(src, dst)
-    return dst
+def folder_lock(folder: str | os.PathLike, *, command: str) -> FolderLock:
+    """Lock ``folder`` for this process (see :class:`FolderLock`); use it as
+    ``with folder_lock(out, command="generate"): ...``."""
+    return FolderLock(folder, command=command)

@@ -315,3 +315,11 @@ def test_write_json_rejects_non_json(tmp_path):
         files.write_json(tmp_path / "x.json", {"a": object()})
     assert _listing(tmp_path) == []
     assert json.loads(files.write_json(tmp_path / "y.json", [1]).read_text()) == [1]
+
+
+def test_folder_lock_is_reentrant_within_a_process(tmp_path):
+    first = files.folder_lock(tmp_path, command="evaluate")  # e.g. kept by a traceback
+    with files.folder_lock(tmp_path, command="evaluate"):
+        pass
+    first.release()
+    assert files._HELD == {}
