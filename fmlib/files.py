@@ -417,7 +417,8 @@ def _is_numpy_int(value: Any) -> bool:
 
 
 def markdown_table(df, *, index: bool = False, index_label: str | None = None) -> str:
-    """A GitHub Markdown table of a pandas DataFrame, numbers by :func:`format_number`.
+    """A GitHub Markdown table of a pandas DataFrame, numbers by :func:`format_number`
+    (numeric columns right-aligned, others left-aligned).
 
     Args:
         df: The table.
@@ -433,9 +434,20 @@ def markdown_table(df, *, index: bool = False, index_label: str | None = None) -
         first = table.columns[0]
         label = index_label if index_label is not None else (df.index.name or "")
         table = table.rename(columns={first: label})
+    import pandas as pd
+
+    align = [
+        "right"
+        if pd.api.types.is_numeric_dtype(table[c])
+        and not pd.api.types.is_bool_dtype(table[c])
+        else "left"
+        for c in table.columns
+    ]
     cells = table.astype(object).map(format_number)
     cells.columns = [str(c) for c in cells.columns]
-    return cells.to_markdown(index=False, tablefmt="pipe", disable_numparse=True)
+    return cells.to_markdown(
+        index=False, tablefmt="pipe", disable_numparse=True, colalign=align
+    )
 
 
 def write_table(

@@ -255,6 +255,31 @@ def test_write_table_csv_full_precision_markdown_one_format(tmp_path):
     ]
 
 
+def test_committed_tables_share_one_number_format():
+    """Every number in a committed Markdown table is what format_number writes for
+    the same cell of its CSV."""
+    from fmlib.paths import TABLES_DIR
+
+    checked = 0
+    for md in sorted(TABLES_DIR.glob("*.md")):
+        csv = md.with_suffix(".csv")
+        df = pd.read_csv(csv, keep_default_na=False, na_values=[""])
+        rows = [
+            line
+            for line in md.read_text().splitlines()
+            if line.startswith("|") and not set(line) <= set("|-: ")
+        ][1:]
+        assert len(rows) == len(df), md.name
+        records = df.astype(object).itertuples(index=False)  # no upcasting
+        for line, rec in zip(rows, records, strict=True):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            assert len(cells) == len(rec), md.name
+            for cell, value in zip(cells, rec, strict=True):
+                assert cell == files.format_number(value), (md.name, cell, value)
+                checked += 1
+    assert checked > 100
+
+
 # --------------------------------------------------------------------------- audio
 @pytest.mark.parametrize(
     ("ext", "fmt"), [(".wav", "WAV"), (".flac", "FLAC"), (".ogg", "OGG")]
