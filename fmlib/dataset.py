@@ -196,7 +196,7 @@ def render_fingerprint(*, seed: int, sampler: SamplerConfig) -> str:
     """
     v = sample_vectors(1, seed=seed, config=sampler)
     audio = render_notes(v, algorithm=sampler.algorithm)
-    return hashlib.sha256(audio.tobytes()).hexdigest()
+    return files.bytes_sha256(audio.tobytes())
 
 
 def _manifest_text(manifest: dict[str, Any]) -> str:
@@ -901,7 +901,7 @@ def open_dataset(path: str | os.PathLike) -> Dataset:
                 f"{f}: missing or of the wrong size; rerun the generate command to "
                 "repair the dataset"
             )
-    return Dataset(path, manifest, hashlib.sha256(raw).hexdigest())
+    return Dataset(path, manifest, files.bytes_sha256(raw))
 
 
 def _make_sequence_class():

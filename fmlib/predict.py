@@ -262,16 +262,16 @@ def run(args) -> int:
     # Every check before Keras is imported or the model runs.
     meta, model_path = check_model_folder(args.model_dir)
     source = files.check_input(args.input, what="audio file")
-    out = files.check_output(args.out, suffixes=(".json",))
-    wav_out = files.check_output(args.wav, kind="audio") if args.wav else None
     files.check_distinct(
-        {"-o": out, "--wav": wav_out},
+        {"-o": args.out, "--wav": args.wav},
         {
             "input audio": source,
             "model": model_path,
             "model's model.json": model_path.with_name("model.json"),
         },
     )
+    out = files.check_output(args.out, suffixes=(".json",))
+    wav_out = files.check_output(args.wav, kind="audio") if args.wav else None
 
     from fmlib.audio_io import read_wav, write_wav
     from fmlib.patch import save_patch

@@ -77,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
     from fmlib import files
 
     patch_path = files.check_input(args.patch, what="patch JSON file")
+    files.check_distinct({"-o": args.out}, {"input patch": patch_path})
     out = files.check_output(args.out, kind="audio")
-    files.check_distinct({"-o": out}, {"input patch": patch_path})
     warnings = check_timing(args.duration, args.note_off)
 
     from fmlib.audio_io import write_wav
