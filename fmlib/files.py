@@ -195,7 +195,22 @@ def check_output(
         raise InputError(f"{path}: cannot write ({ancestor} is a file, not a folder)")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise InputError(f"{path}: cannot write ({ancestor} is not writable)")
+    _probe_write(path, ancestor)
     return path
+
+
+def _probe_write(path: Path, folder: Path) -> None:
+    """Create and remove an empty file in ``folder``: the only sure test of
+    writability (``os.access`` says yes to root on a read-only or virtual file
+    system such as ``/proc``)."""
+    probe = folder / f".fmlib-probe.{secrets.token_hex(4)}.tmp"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise InputError(f"{path}: cannot write ({folder}: {reason})") from None
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
 
 
 def check_input(path: str | os.PathLike, *, kind: str = "file", what: str = "") -> Path:

@@ -154,6 +154,8 @@ CASES: list[tuple[str, str]] = [
     ("render p.json -o noext", "no extension is not a valid output extension"),
     (f"render p.json -o {LONG}.wav", "file name too long: 304 bytes"),
     ("render p.json -o in.wav/x.wav", "is a file, not a folder"),
+    ("render p.json -o /proc/x.wav", "cannot write (/proc"),
+    ("predict M in.wav -o /proc/fmlib/x.json", "cannot write (/proc"),
     ("render missing.json -o x.wav", "no such patch JSON file"),
     ("render sub -o x.wav", "is a folder; expected a patch JSON file"),
     ("render /dev/full -o x.wav", "is a device; expected a patch JSON file"),
@@ -269,6 +271,13 @@ def _check(status, err: str, expected: str, before, after) -> None:
     assert expected in err, err
     changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
     assert not changed, f"changed or left behind: {sorted(changed)}"
+
+
+def test_warnings_print_as_one_line():
+    from fmlib.cli import _one_line_warning
+
+    text = _one_line_warning("two\nlines", UserWarning, "f.py", 1)
+    assert text == "warning: two lines (UserWarning)\n"
 
 
 def test_at_least_60_cases():

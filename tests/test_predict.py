@@ -147,9 +147,7 @@ def test_predict_cli_bad_inputs_exit_2_without_output(model_dir, tmp_path, capsy
         assert err.startswith("error: ") and message in err, err
         assert len(err.strip().splitlines()) == 1
         assert not out.exists()
-    assert (
-        main(["predict", str(model_dir), str(good), "-o", f"{good}/p.json"]) == 2
-    )
+    assert main(["predict", str(model_dir), str(good), "-o", f"{good}/p.json"]) == 2
 
 
 def test_load_predictor_errors(tmp_path):
