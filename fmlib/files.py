@@ -661,3 +661,20 @@ def folder_lock(folder: str | os.PathLike, *, command: str) -> FolderLock:
     """Lock ``folder`` for this process (see :class:`FolderLock`); use it as
     ``with folder_lock(out, command="generate"): ...``."""
     return FolderLock(folder, command=command)
+
+
+def move_into_place(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Rename a finished file or folder of ours (a completed download, an extracted
+    archive) onto ``dst`` atomically. A file may replace a regular file; a folder
+    only takes the place of nothing. Never replaces a device or other special file.
+
+    Raises:
+        InputError: ``dst`` is in the way, or any OSError (one line).
+    """
+    src, dst = Path(src), Path(dst)
+    with os_errors(dst):
+        if src.is_dir() and os.path.lexists(dst):
+            raise InputError(f"{dst}: exists; remove it or choose another folder")
+        _check_destination(dst)
+        os.replace(src, dst)
+    return dst

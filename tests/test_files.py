@@ -348,3 +348,16 @@ def test_folder_lock_is_reentrant_within_a_process(tmp_path):
         pass
     first.release()
     assert files._HELD == {}
+
+
+def test_move_into_place(tmp_path):
+    part = tmp_path / "a.part"
+    part.write_bytes(b"done")
+    files.move_into_place(part, tmp_path / "a")
+    assert (tmp_path / "a").read_bytes() == b"done" and not part.exists()
+    src = tmp_path / "staging"
+    src.mkdir()
+    with pytest.raises(InputError, match="exists"):
+        files.move_into_place(src, tmp_path / "a")
+    files.move_into_place(src, tmp_path / "dest")
+    assert (tmp_path / "dest").is_dir()
