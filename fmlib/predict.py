@@ -12,7 +12,6 @@ ratio snapped to the nearest discrete ratio in log space) before the patch is bu
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,76 +21,10 @@ import numpy as np
 
 from fmlib import params as P
 from fmlib.algorithms import DEFAULT_ALGORITHM
+from fmlib.analysis import SILENCE_PEAK, prepare_audio  # noqa: F401 (re-exported)
 from fmlib.errors import InputError
 from fmlib.model import INPUT_LENGTH, TargetScaler, postprocess
 from fmlib.patch import Patch, patch_from_vector
-
-#: Peak amplitude at or below which a signal counts as silent (-100 dBFS).
-SILENCE_PEAK = 1e-5
-
-
-def prepare_audio(audio, sample_rate: int) -> tuple[np.ndarray, list[str]]:
-    """Bring any audio to the model's input format.
-
-    Steps, each reported in ``changes`` only when it changes something: mix the
-    channels down to mono (their mean); resample to 16 kHz with
-    ``scipy.signal.resample_poly`` using the exact rational factor
-    16000 / sample_rate; zero-pad or trim the end to 4 s (64,000 samples). The level
-    is left as it is (the model's input BatchNormalization was fitted on the
-    synthesizer's peak-1 notes).
-
-    Args:
-        audio: float array of shape (n,) or (n, channels), nominal range [-1, 1].
-        sample_rate: Its sample rate, Hz (a positive integer).
-
-    Returns:
-        (x, changes): x float32 of shape (64000,), 16 kHz mono; changes a list of
-        one-line descriptions, empty when the input was already in the right format.
-
-    Raises:
-        InputError: empty, non-finite or silent audio, or a bad sample rate.
-    """
-    from scipy.signal import resample_poly
-
-    x = np.asarray(audio, dtype=np.float64)
-    if x.ndim not in (1, 2):
-        raise InputError(f"audio: expected shape (n,) or (n, channels), got {x.shape}")
-    if x.size == 0 or x.shape[0] == 0:
-        raise InputError("audio: it is empty (0 samples)")
-    if not np.all(np.isfinite(x)):
-        raise InputError("audio: it contains NaN or infinite samples")
-    if (
-        isinstance(sample_rate, bool)
-        or int(sample_rate) != sample_rate
-        or sample_rate <= 0
-    ):
-        raise InputError(
-            f"sample_rate: {sample_rate!r} is not valid; use a positive integer"
-        )
-    sample_rate = int(sample_rate)
-    changes: list[str] = []
-    if x.ndim == 2:
-        if x.shape[1] > 1:
-            changes.append(f"mixed {x.shape[1]} channels down to mono")
-        x = x.mean(axis=1)
-    if sample_rate != P.SAMPLE_RATE:
-        g = math.gcd(P.SAMPLE_RATE, sample_rate)
-        x = resample_poly(x, P.SAMPLE_RATE // g, sample_rate // g)
-        changes.append(f"resampled from {sample_rate} Hz to {P.SAMPLE_RATE} Hz")
-    n = len(x)
-    seconds = n / P.SAMPLE_RATE
-    if n < INPUT_LENGTH:
-        x = np.concatenate([x, np.zeros(INPUT_LENGTH - n)])
-        changes.append(f"padded with silence from {seconds:.3f} s to 4 s")
-    elif n > INPUT_LENGTH:
-        x = x[:INPUT_LENGTH]
-        changes.append(f"trimmed from {seconds:.3f} s to the first 4 s")
-    if np.max(np.abs(x)) <= SILENCE_PEAK:
-        raise InputError(
-            "audio: the first 4 s are silent (peak <= -100 dBFS); "
-            "give a sound to analyse"
-        )
-    return x.astype(np.float32), changes
 
 
 @dataclass
