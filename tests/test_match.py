@@ -372,12 +372,12 @@ BAD_CLI = {
     "not_audio": (["text.wav", "-o", "out.json"], "not a readable audio file"),
     "silent": (["silent.wav", "-o", "out.json"], "silent"),
     "out_is_input": (["in.json", "-o", "in.json"], "input"),
-    "wav_is_out": (["note.wav", "-o", "out.json", "--wav", "out.json"], ".wav"),
+    "wav_is_out": (["note.wav", "-o", "out.json", "--wav", "out.json"], "--wav"),
     "wav_is_input": (["note.wav", "-o", "out.json", "--wav", "note.wav"], "input"),
     "out_suffix": (["note.wav", "-o", "out.txt"], ".json"),
     "wav_suffix": (["note.wav", "-o", "out.json", "--wav", "out.mp3"], ".wav"),
     "syx_suffix": (["note.wav", "-o", "out.json", "--syx", "out.bin"], ".syx"),
-    "out_folder_missing": (["note.wav", "-o", "nowhere/out.json"], "does not exist"),
+    "out_parent_is_a_file": (["note.wav", "-o", "note.wav/out.json"], "note.wav"),
     "budget_0": (["note.wav", "-o", "out.json", "--budget", "0"], "budget"),
     "budget_huge": (["note.wav", "-o", "out.json", "--budget", str(10**9)], "budget"),
     "budget_text": (["note.wav", "-o", "out.json", "--budget", "many"], "budget"),
@@ -496,7 +496,8 @@ def test_folder_run_resume_and_failures(note_dir, tmp_path, capsys):
     rc, stdout, err = _run_main(argv, capsys)
     assert rc == 0, err
     assert _snapshot(note_dir) == inputs
-    names = sorted(p.name for p in out.iterdir())
+    # the empty .lock file stays by design (fmlib.files.LOCK_NAME)
+    names = sorted(p.name for p in out.iterdir() if p.name != ".lock")
     expected = [f"{s}.{k}" for s in FOLDER_NOTES for k in ("json", "wav")]
     assert names == sorted([*expected, "failures.json", "match.json"])
     failures = json.loads((out / "failures.json").read_text())
@@ -609,7 +610,9 @@ def test_evaluate_method_match(nsynth_like, tmp_path, capsys):
     rows = pd.read_csv(out / "notes.csv", keep_default_na=False, na_values=[""])
     assert len(rows) == 2 and set(rows.status) == {"ok"}
     assert (rows.resynth_f0_error_cents.abs() <= PITCH_TOL_CENTS).all()
-    assert (rows.pitch_error_cents.abs() <= PITCH_TOL_CENTS).all()
+    # the carrier may be f0/2, f0 or 2 f0 (harmonic-locked): octave-folded
+    folded = (rows.pitch_error_cents + 600) % 1200 - 600
+    assert (folded.abs() <= PITCH_TOL_CENTS).all()
     assert (rows.resynthesis_logmel < rows.sine_pitch_env_logmel).all()
     t6 = pd.read_csv(out / "table6_means.csv", index_col="metric")
     for column in ("resynthesis", "sine_440", "sine_pitch", "sine_pitch_env"):
