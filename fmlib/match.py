@@ -96,7 +96,10 @@ class _Objective:
     envelope's power gain per frame.
     """
 
-    def __init__(self, target: np.ndarray, gains: np.ndarray, f0_hz: float):
+    def __init__(
+        self, target: np.ndarray, gains: np.ndarray, f0_hz: float, budget: int
+    ):
+        self.budget = budget
         self.target = np.asarray(target, dtype=np.float64)
         self.gains = gains
         self.f0_hz = f0_hz
@@ -122,8 +125,15 @@ class _Objective:
         diff = pred - self.target[None, :, t]
         return np.sqrt(np.einsum("kft,kft,t->k", diff, diff, self.rank_weights))
 
+    def left(self) -> int:
+        """Candidates that may still be rendered."""
+        return self.budget - self.n_evaluations
+
     def render(self, carrier_hz, ratios, indices) -> np.ndarray:
-        """Render and score candidates: shape (K,)."""
+        """Render and score candidates: shape (K,). Callers keep within
+        :meth:`left`; the budget is a hard limit."""
+        if len(indices) > self.left():
+            raise AssertionError("match: a step asked for more renders than left")
         carrier_hz = np.broadcast_to(np.asarray(carrier_hz, float), (len(indices),))
         self.n_evaluations += len(indices)
         return self.full(timbre.frame_mel_power(carrier_hz, ratios, indices))
@@ -166,7 +176,7 @@ def _run_es(h: _Hypothesis, obj: _Objective, f0: float, generations: int) -> Non
     """Advance ``h``'s CMA-ES by up to ``generations`` generations."""
     es = h.es
     for _ in range(generations):
-        if es.stop():
+        if es.stop() or obj.left() < POPSIZE:
             break
         xs = np.array(es.ask())
         xs = np.clip(xs, 0.0, MAX_INDEX)
@@ -184,7 +194,7 @@ def _ratio_pass(h: _Hypothesis, obj: _Objective, f0: float) -> None:
     improvements, modulator by modulator."""
     allowed = np.array(timbre.harmonic_ratios(h.carrier_multiple))
     for i in range(P.N_MODULATORS):
-        if h.indices[i] <= 0:
+        if h.indices[i] <= 0 or obj.left() < allowed.size:
             continue
         cands = np.repeat(h.ratios[None, :], allowed.size, axis=0)
         cands[:, i] = allowed
@@ -214,7 +224,7 @@ def _free_ratio_search(
             "verbose": -9,
         },
     )
-    while obj.n_evaluations < evaluations and not es.stop():
+    while obj.n_evaluations + POPSIZE <= evaluations and not es.stop():
         xs = np.clip(np.array(es.ask()), lo, hi)
         ratios, idx = 2.0 ** xs[:, :5], xs[:, 5:]
         losses = obj.render(h.carrier_multiple * f0, ratios, idx)
@@ -317,7 +327,7 @@ def match_note(
         f0 = an.f0_hz
         target = features(a).log_mel
         gains = timbre.frame_gains(an.envelope, an.level, n_samples=a.size)
-        obj = _Objective(target, gains, f0)
+        obj = _Objective(target, gains, f0, budget)
 
         # 2. hypotheses from the table: ranked without rendering, the best
         # N_CANDIDATES rendered, the best N_HYPOTHESES of those searched first
@@ -336,10 +346,10 @@ def match_note(
                 continue
             seen.add(h.key())
             pool.append(h)
-            if len(pool) == N_CANDIDATES:
+            if len(pool) == min(N_CANDIDATES, budget // 2):
                 break
         if cnn_patch is not None:
-            pool.append(_cnn_hypothesis(cnn_patch, f0))
+            pool[-1] = _cnn_hypothesis(cnn_patch, f0)  # keeps the pool's size
         losses = obj.render(
             np.array([h.carrier_multiple * f0 for h in pool]),
             np.array([h.ratios for h in pool]),
@@ -371,6 +381,8 @@ def match_note(
         def polish(h: _Hypothesis) -> None:
             if obj.n_evaluations + 16 * P.N_MODULATORS <= stop_at:
                 _ratio_pass(h, obj, f0)
+            if obj.left() < POPSIZE:
+                return
             h.es = _start_es(h, seed=seed * 1009 + 997 + len(polished), sigma=0.3)
             while obj.n_evaluations + POPSIZE <= stop_at and not h.es.stop():
                 _run_es(h, obj, f0, 1)
