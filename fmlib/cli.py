@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("fmlib.train", "train the paper's CNN on a dataset"),
     "predict": ("fmlib.predict", "predict a patch for a WAV file with a trained model"),
     "match": (
-        "fmlib.match",
+        "fmlib.match_cli",
         "find a patch for a WAV (or a folder of WAVs) by analysis and search",
     ),
     "syx": ("fmlib.syx_cli", "export patches as DX7 sysex, or import DX7 sysex"),

@@ -1,13 +1,18 @@
 """Re-synthesis evaluation on real notes: the paper's Tables 6-9 and more.
 
-For every note of an NSynth-layout folder (:func:`fmlib.nsynth.load_nsynth`): predict
-a patch with the CNN (batched), post-process it (ratios snapped, values clipped; done
-by :meth:`fmlib.predict.Predictor.predict_patches`), render it with
+For every note of an NSynth-layout folder (:func:`fmlib.nsynth.load_nsynth`): estimate
+a patch with an estimator of :mod:`fmlib.estimators` (``method="cnn"``: the paper's
+CNN, batched, post-processed as the paper does; ``method="match"``: analysis and
+search, which sees only the audio, never a label), render it with
 :func:`fmlib.synth.render`, and compute every metric of :mod:`fmlib.metrics` against
-the original. The same metrics are computed for the three baselines of
+the original. The same metrics are computed for the baselines of
 :mod:`fmlib.baselines` (440 Hz sine, sine at the note's pitch, that sine with the
-note's RMS envelope), and the pitch error of the predicted carrier against the note's
-MIDI pitch, ``1200 * log2(carrier_hz / midi_hz)`` cents.
+note's RMS envelope; only the baselines use the labelled pitch) and for the constant
+patch (the CNN scaler's mean patch when a model is given, else the mean of the
+paper's sampler). Pitch is reported twice: the error of the patch's carrier against
+the note's MIDI pitch, ``1200 * log2(carrier_hz / midi_hz)`` cents, and the error of
+the re-synthesis's f0 (measured by :func:`fmlib.analysis.estimate_f0`, as the input's
+f0 is) against that pitch.
 
 Outputs in ``out_dir``:
 
@@ -29,7 +34,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
+import functools
 import io
 import json
 import math
@@ -51,12 +56,16 @@ from fmlib.baselines import (
     sine_440,
 )
 from fmlib.errors import InputError, MissingFileError
+from fmlib.estimators import Estimator, make_estimator
 from fmlib.nsynth import load_nsynth, read_note
 from fmlib.params import SAMPLE_RATE, TARGET_NAMES
 from fmlib.synth import render
 
-#: Methods compared, in table order: the re-synthesis, then the baselines.
-METHODS: tuple[str, ...] = ("resynthesis",) + BASELINE_NAMES
+#: Methods compared, in table order: the re-synthesis, then the baselines (the three
+#: sines and the constant patch).
+CONST_PATCH = "const_patch"
+REFERENCES: tuple[str, ...] = BASELINE_NAMES + (CONST_PATCH,)
+METHODS: tuple[str, ...] = ("resynthesis",) + REFERENCES
 #: Human-readable metric names used in the tables (paper's wording first).
 METRIC_LABELS: dict[str, str] = {
     "fft": "FFT",
@@ -65,6 +74,7 @@ METRIC_LABELS: dict[str, str] = {
     "logmel_norm": "Log Mel (normalized)",
     "claesson_fft": "Claesson FFT [0-1]",
     "envelope": "RMS envelope",
+    "mss": "MSS (Hayes et al.) [dB]",
 }
 INFO_COLUMNS: tuple[str, ...] = (
     "note_str",
@@ -77,9 +87,15 @@ INFO_COLUMNS: tuple[str, ...] = (
 )
 CSV_COLUMNS: tuple[str, ...] = (
     INFO_COLUMNS
-    + ("pitch_error_cents",)
+    + (
+        "pitch_error_cents",
+        "input_f0_hz",
+        "resynth_f0_hz",
+        "resynth_f0_error_cents",
+    )
     + tuple(f"{m}_{k}" for m in METHODS for k in metrics.METRIC_NAMES)
     + tuple(f"pred_{name}" for name in TARGET_NAMES)
+    + ("pred_level",)
 )
 
 
@@ -93,15 +109,6 @@ def _order_for_limit(table: pd.DataFrame) -> pd.DataFrame:
         .drop(columns="_rank")
         .reset_index(drop=True)
     )
-
-
-def _model_fingerprint(model_dir: Path) -> str:
-    """sha256 over the small JSON files describing the model (config, scaler...)."""
-    h = hashlib.sha256()
-    for p in sorted(model_dir.glob("*.json")):
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 def _read_done(csv_path: Path) -> pd.DataFrame:
@@ -155,14 +162,16 @@ def score_note(
     pitch: int,
     *,
     cache: _BaselineCache | None = None,
+    const_patch=None,
 ) -> dict[str, float]:
-    """Every metric of the re-synthesis and of the three baselines against a note.
+    """Every metric of the re-synthesis and of the baselines against a note.
 
     Args:
         original: The note, float32 shape (64000,), 16 kHz, in [-1, 1].
         resynthesis: The rendered prediction, same shape.
         pitch: The note's MIDI pitch.
-        cache: Reuses the 440 Hz and pitch sines' features across notes.
+        cache: Reuses the note-independent signals' features across notes.
+        const_patch: The constant-patch baseline (default: :func:`paper_mean_patch`).
 
     Returns:
         dict ``{f"{method}_{metric}": value}`` for :data:`METHODS` x
@@ -171,13 +180,19 @@ def score_note(
     cache = cache or _BaselineCache()
     x = np.asarray(original, dtype=np.float32)
     n = x.size
-    feats = {  # the two plain sines are computed once per length and pitch
+    const = const_patch if const_patch is not None else paper_mean_patch()
+    feats = {  # note-independent signals are computed once per length and pitch
         "resynthesis": metrics.features(resynthesis),
         "sine_440": cache.get("sine_440", n, lambda: sine_440(n_samples=n)),
         "sine_pitch": cache.get(
             f"sine_pitch_{n}", int(pitch), lambda: pitch_sine(pitch, n_samples=n)
         ),
         "sine_pitch_env": metrics.features(enveloped_pitch_sine(x, pitch)),
+        CONST_PATCH: cache.get(
+            f"const_{n}",
+            hash(json.dumps(const.to_dict(), sort_keys=True)),
+            lambda: render(const, duration_s=n / SAMPLE_RATE),
+        ),
     }
     f_orig = metrics.features(x)
     out = {}
@@ -185,6 +200,39 @@ def score_note(
         for k, v in metrics.distances(f_orig, feats[method]).items():
             out[f"{method}_{k}"] = v
     return out
+
+
+def paper_mean_patch(*, n: int = 20_000, seed: int = 0):
+    """The constant-patch baseline without a model: the mean parameter vector of
+    ``n`` notes of the paper's sampler (what a CNN's scaler mean estimates), ratios
+    snapped to the discrete set as the paper's post-processing does."""
+    return _mean_patch_cached(n, seed)
+
+
+@functools.lru_cache(maxsize=2)
+def _mean_patch_cached(n: int, seed: int):
+    from fmlib.model import postprocess
+    from fmlib.patch import patch_from_vector
+    from fmlib.sampler import sample_vectors
+
+    mean = sample_vectors(n, seed=seed).mean(axis=0)
+    return patch_from_vector(postprocess(mean[None, :])[0])
+
+
+def scaler_mean_patch(estimator: Estimator):
+    """The constant patch of an estimator built on a CNN (its scaler's mean, post-
+    processed as the paper does), or :func:`paper_mean_patch` without one."""
+    from fmlib.model import postprocess
+    from fmlib.patch import patch_from_vector
+
+    cnn = getattr(estimator, "predictor", None)
+    if cnn is None and getattr(estimator, "cnn", None) is not None:
+        cnn = estimator.cnn.predictor
+    if cnn is None:
+        return paper_mean_patch()
+    return patch_from_vector(
+        postprocess(cnn.scaler.mean[None, :])[0], algorithm=cnn.algorithm
+    )
 
 
 def pitch_error_cents(carrier_hz: float, pitch: float) -> float:
@@ -243,14 +291,27 @@ def build_tables(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
         index=means.index,
     )
     t6 = means.copy()
-    for b in BASELINE_NAMES:
+    for b in REFERENCES:
         t6[f"improvement_vs_{b}_pct"] = (
             100.0 * (means[b] - means["resynthesis"]) / means[b]
         )
     cents = ok["pitch_error_cents"].astype(float)
+    f0_err = ok["resynth_f0_error_cents"].astype(float)
     extra = {
         "Pitch error (cents)": (cents.mean(), cents.std()),
         "Abs. pitch error (cents)": (cents.abs().mean(), cents.abs().std()),
+        "Re-synthesis f0 within 50 cents of the label (%)": (
+            100.0 * (f0_err.abs() <= 50).mean(),
+            np.nan,
+        ),
+        "Notes whose log-mel beats sine_pitch_env (%)": (
+            100.0
+            * (
+                ok["resynthesis_logmel"].astype(float)
+                < ok["sine_pitch_env_logmel"].astype(float)
+            ).mean(),
+            np.nan,
+        ),
     }
     for label, (mu, sd) in extra.items():
         t6.loc[label] = np.nan
@@ -258,7 +319,7 @@ def build_tables(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
         stds.loc[label] = np.nan
         stds.loc[label, "resynthesis"] = sd
     fam_cols = {METRIC_LABELS[k]: f"resynthesis_{k}" for k in names}
-    fam_cols.update({f"Log Mel (raw), {b}": f"{b}_logmel" for b in BASELINE_NAMES})
+    fam_cols.update({f"Log Mel (raw), {b}": f"{b}_logmel" for b in REFERENCES})
     fam_cols["Pitch error (cents)"] = "pitch_error_cents"
     grouped = ok.groupby("instrument_family_str")
     t8 = pd.DataFrame({label: grouped[c].mean() for label, c in fam_cols.items()})
@@ -297,18 +358,29 @@ def _check_identity(out_dir: Path, ident: dict) -> None:
     path = out_dir / "evaluation.json"
     if path.is_file():
         old = json.loads(path.read_text())
-        keys = ("model_fingerprint", "data_dir", "limit")
+        keys = ("estimator", "data_dir", "limit")
         if any(old.get(k) != ident[k] for k in keys):
             raise InputError(
-                f"{out_dir} holds the evaluation of another model, data set or limit; "
-                "choose another --out or delete it"
+                f"{out_dir} holds the evaluation of another method, model, data set "
+                "or limit; choose another --out or delete it"
             )
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(ident, indent=2) + "\n")
     os.replace(tmp, path)
 
 
-def _process_batch(predictor, batch: pd.DataFrame, cache, audio_dir) -> list[dict]:
+def _f0_or_nan(y: np.ndarray) -> float:
+    from fmlib.analysis import estimate_f0
+
+    try:
+        return estimate_f0(y).f0_hz
+    except InputError:  # a silent re-synthesis has no f0
+        return math.nan
+
+
+def _process_batch(
+    estimator: Estimator, batch: pd.DataFrame, cache, audio_dir, const_patch
+) -> list[dict]:
     rows, audio, keep = [], [], []
     for rec in batch.to_dict("records"):
         info = {k: rec[k] for k in INFO_COLUMNS if k in rec}
@@ -319,18 +391,10 @@ def _process_batch(predictor, batch: pd.DataFrame, cache, audio_dir) -> list[dic
             rows.append({**info, "status": "error", "error": str(exc)})
     if not keep:
         return rows
-    try:
-        patches = predictor.predict_patches(np.stack(audio))
-    except (InputError, ValueError):  # find the note that breaks the batch
-        patches = []
-        for x in audio:
-            try:
-                patches.append(predictor.predict_patches(x[None, :])[0])
-            except (InputError, ValueError) as exc:
-                patches.append(exc)
+    patches = estimator.estimate(np.stack(audio))
     for info, x, patch in zip(keep, audio, patches, strict=True):
         if isinstance(patch, Exception):
-            msg = f"prediction failed: {type(patch).__name__}: {patch}"
+            msg = f"estimation failed: {type(patch).__name__}: {patch}"
             rows.append({**info, "status": "error", "error": msg})
             continue
         try:
@@ -339,13 +403,25 @@ def _process_batch(predictor, batch: pd.DataFrame, cache, audio_dir) -> list[dic
             row["pitch_error_cents"] = pitch_error_cents(
                 patch.carrier_hz, info["pitch"]
             )
-            row.update(score_note(x, y, int(info["pitch"]), cache=cache))
+            row["input_f0_hz"] = _f0_or_nan(x)
+            row["resynth_f0_hz"] = _f0_or_nan(y)
+            row["resynth_f0_error_cents"] = (
+                pitch_error_cents(row["resynth_f0_hz"], info["pitch"])
+                if math.isfinite(row["resynth_f0_hz"])
+                else math.nan
+            )
+            row.update(
+                score_note(
+                    x, y, int(info["pitch"]), cache=cache, const_patch=const_patch
+                )
+            )
             row.update(
                 {
                     f"pred_{n}": float(v)
                     for n, v in zip(TARGET_NAMES, patch.to_vector(), strict=True)
                 }
             )
+            row["pred_level"] = float(patch.level)
             if audio_dir is not None:
                 write_wav(audio_dir / f"{info['note_str']}.wav", y, SAMPLE_RATE)
         except (InputError, ValueError, FloatingPointError) as exc:
@@ -355,10 +431,13 @@ def _process_batch(predictor, batch: pd.DataFrame, cache, audio_dir) -> list[dic
 
 
 def evaluate(
-    model_dir: str | os.PathLike,
+    model_dir: str | os.PathLike | None,
     data_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
+    method: str = "cnn",
+    budget: int | None = None,
+    seed: int = 0,
     save_audio: bool = False,
     limit: int | None = None,
     batch_size: int = 32,
@@ -367,36 +446,46 @@ def evaluate(
     """Run the re-synthesis evaluation; resumes per note.
 
     Args:
-        model_dir: A trained model folder (:func:`fmlib.predict.load_predictor`).
+        model_dir: A trained model folder (:func:`fmlib.predict.load_predictor`):
+            the estimator for ``method="cnn"``, an optional starting point for
+            ``method="match"`` (None: none).
         data_dir: An NSynth-layout folder (NSynth test split, the dev set or the
             SoundFont set).
         out_dir: Results folder (created).
+        method: "cnn" or "match" (:data:`fmlib.estimators.METHOD_NAMES`).
+        budget: For "match": candidate timbres per note (default
+            :data:`fmlib.match.DEFAULT_BUDGET`).
+        seed: For "match": the search seed.
         save_audio: Also write ``audio/<note_str>.wav`` (16 kHz, 64,000 samples).
         limit: Evaluate only this many notes, taken round-robin over families.
-        batch_size: Notes per CNN call.
+        batch_size: Notes per estimator call.
         progress: Show a tqdm bar.
 
     Returns:
         ``out_dir``.
     """
-    from fmlib.predict import load_predictor
-
     if limit is not None and (isinstance(limit, bool) or int(limit) < 1):
         raise InputError(f"limit: {limit!r} is not valid; valid: an integer >= 1")
     if int(batch_size) < 1:
         raise InputError(f"batch_size: {batch_size!r} is not valid; valid: >= 1")
-    model_dir, data_dir, out_dir = Path(model_dir), Path(data_dir), Path(out_dir)
-    if not model_dir.is_dir():
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    if method == "cnn" and model_dir is None:
+        raise InputError("method cnn: give the trained model folder (--model)")
+    if model_dir is not None and not Path(model_dir).is_dir():
         raise MissingFileError(f"{model_dir}: no such model folder")
+    if method == "match":
+        from fmlib.match import DEFAULT_BUDGET, check_budget
+
+        budget = check_budget(DEFAULT_BUDGET if budget is None else budget)
     table = load_nsynth(data_dir)
     if table.empty:
         raise InputError(f"{data_dir}/examples.json lists no notes")
     if limit is not None:
         table = _order_for_limit(table).head(int(limit))
+    estimator = make_estimator(method, model_dir=model_dir, budget=budget, seed=seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     ident = {
-        "model_dir": str(model_dir.resolve()),
-        "model_fingerprint": _model_fingerprint(model_dir),
+        "estimator": estimator.identity(),
         "data_dir": str(data_dir.resolve()),
         "limit": limit,
         "n_notes": int(len(table)),
@@ -413,19 +502,21 @@ def evaluate(
         audio_dir.mkdir(exist_ok=True)
     start = time.perf_counter()
     if len(todo):
-        predictor = load_predictor(model_dir)
         cache = _BaselineCache()
+        const_patch = scaler_mean_patch(estimator)
+        step = batch_size if method == "cnn" else 1  # match: resume per note
         with tqdm(
             total=len(table),
             initial=len(table) - len(todo),
             unit="note",
-            desc="evaluate",
+            desc=f"evaluate {method}",
             disable=not progress,
         ) as bar:
-            for i in range(0, len(todo), batch_size):
-                batch = todo.iloc[i : i + batch_size]
+            for i in range(0, len(todo), step):
+                batch = todo.iloc[i : i + step]
                 _append_rows(
-                    csv_path, _process_batch(predictor, batch, cache, audio_dir)
+                    csv_path,
+                    _process_batch(estimator, batch, cache, audio_dir, const_patch),
                 )
                 bar.update(len(batch))
     elapsed = time.perf_counter() - start
@@ -466,8 +557,14 @@ def _write_summary(out_dir, rows, tables, ident, elapsed, *, n_new) -> None:
                 k: _num(t6.loc[METRIC_LABELS[k], f"improvement_vs_{b}_pct"])
                 for k in metrics.METRIC_NAMES
             }
-            for b in BASELINE_NAMES
+            for b in REFERENCES
         },
+        "resynth_f0_within_50_cents_pct": _num(
+            t6.loc["Re-synthesis f0 within 50 cents of the label (%)", "resynthesis"]
+        ),
+        "beats_sine_pitch_env_logmel_pct": _num(
+            t6.loc["Notes whose log-mel beats sine_pitch_env (%)", "resynthesis"]
+        ),
         "pitch_error_cents_mean": _num(t6.loc["Pitch error (cents)", "resynthesis"]),
         "abs_pitch_error_cents_mean": _num(
             t6.loc["Abs. pitch error (cents)", "resynthesis"]
@@ -491,8 +588,21 @@ def _num(v) -> float | None:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", type=Path, required=True, help="trained model folder"
+        "--method",
+        choices=("cnn", "match"),
+        default="cnn",
+        help="estimator: the paper's CNN (needs --model) or analysis and search",
     )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="trained CNN folder (cnn: the estimator; match: an optional start)",
+    )
+    parser.add_argument(
+        "--budget", type=int, default=None, help="match: candidate timbres per note"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="match: search seed")
     parser.add_argument(
         "--data", type=Path, required=True, help="NSynth-layout folder (examples.json)"
     )
@@ -509,6 +619,9 @@ def run(args: argparse.Namespace) -> int:
         args.model,
         args.data,
         args.out,
+        method=args.method,
+        budget=args.budget,
+        seed=args.seed,
         save_audio=args.save_audio,
         limit=args.limit,
         batch_size=args.batch_size,

@@ -76,7 +76,21 @@ METRIC_NAMES: tuple[str, ...] = (
     "logmel_norm",
     "claesson_fft",
     "envelope",
+    "mss",
 )
+
+#: Resolutions of the multi-scale spectral distance (Hayes et al., ISMIR 2025):
+#: (window, hop, mel bands), samples at 16 kHz: 10/5 ms with 32 mels, 25/10 ms with
+#: 64, 100/50 ms with 128.
+MSS_RESOLUTIONS: tuple[tuple[int, int, int], ...] = (
+    (160, 80, 32),
+    (400, 160, 64),
+    (1600, 800, 128),
+)
+#: Power floor of the MSS dB spectrograms (-80 dB re a full-scale mel bin).
+MSS_AMIN = 1e-8
+#: Leading samples quieter than this fraction of the peak are trimmed before MSS.
+MSS_TRIM = 10 ** (-60 / 20)
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,8 @@ class Features:
         log_mel: log1p(mel power), float32 shape (128, n_frames).
         rms: RMS envelope, float32 shape (n_frames,), linear amplitude.
         n_samples: Length of the signal.
+        mss_db: dB mel spectrograms of the signal with its leading silence trimmed,
+            one per :data:`MSS_RESOLUTIONS` entry, float32 shape (n_mels, frames).
     """
 
     fft_mag: np.ndarray
@@ -98,6 +114,7 @@ class Features:
     log_mel: np.ndarray
     rms: np.ndarray
     n_samples: int
+    mss_db: tuple[np.ndarray, ...] = ()
 
     @property
     def n_frames(self) -> int:
@@ -176,7 +193,64 @@ def features(x, *, mel_sample_rate: float = MEL_FILTER_SAMPLE_RATE) -> Features:
     rms = librosa.feature.rms(
         y=a, frame_length=ENVELOPE_FRAME, hop_length=HOP_LENGTH, center=True
     )[0]
-    return Features(fft_mag, _unit(fft_mag), stft_mag, log_mel, rms, int(a.size))
+    return Features(
+        fft_mag, _unit(fft_mag), stft_mag, log_mel, rms, int(a.size), mss_spectra(a)
+    )
+
+
+def mss_spectra(x) -> tuple[np.ndarray, ...]:
+    """The dB mel spectrograms of the multi-scale spectral distance.
+
+    The leading silence (samples below -60 dB of the peak) is trimmed; then, per
+    :data:`MSS_RESOLUTIONS` entry, ``librosa.feature.melspectrogram`` (power 2,
+    Hann, centred, the exact 16 kHz mel bank up to 8 kHz) in dB,
+    ``10 * log10(max(S, 1e-8))``.
+
+    Returns:
+        float32 arrays of shape (n_mels, frames), one per resolution.
+    """
+    a = _as_signal(x)
+    peak = float(np.max(np.abs(a)))
+    start = int(np.argmax(np.abs(a) >= peak * MSS_TRIM)) if peak > 0 else 0
+    a = a[start:]
+    if a.size < 2:
+        a = np.zeros(2, dtype=np.float32)
+    out = []
+    for win, hop, n_mels in MSS_RESOLUTIONS:
+        s = librosa.feature.melspectrogram(
+            y=a,
+            sr=SAMPLE_RATE,
+            n_fft=win,
+            hop_length=hop,
+            n_mels=n_mels,
+            power=2.0,
+            fmax=SAMPLE_RATE / 2,
+        )
+        out.append((10 * np.log10(np.maximum(s, MSS_AMIN))).astype(np.float32))
+    return tuple(out)
+
+
+def mss_from_features(fx: Features, fy: Features) -> float:
+    """Multi-scale spectral distance: the mean over :data:`MSS_RESOLUTIONS` of the
+    mean absolute difference of the dB mel spectrograms (over their common frames,
+    since trimming leaves the two signals of different lengths), dB."""
+    parts = []
+    for a, b in zip(fx.mss_db, fy.mss_db, strict=True):
+        n = min(a.shape[1], b.shape[1])
+        parts.append(float(np.mean(np.abs(a[:, :n] - b[:, :n]))))
+    return float(np.mean(parts))
+
+
+def mss_distance(x, y) -> float:
+    """Multi-scale spectral distance (Hayes et al., ISMIR 2025, as described in the
+    module docstring of :func:`mss_spectra`), dB; 0 for identical signals.
+
+    Args:
+        x, y: Mono signals, shape (n,), float, 16 kHz.
+    """
+    fx = Features(*(None,) * 6, mss_db=mss_spectra(x))
+    fy = Features(*(None,) * 6, mss_db=mss_spectra(y))
+    return mss_from_features(fx, fy)
 
 
 def _check_pair(fx: Features, fy: Features) -> None:
@@ -217,6 +291,7 @@ def distances(fx: Features, fy: Features) -> dict[str, float]:
         "logmel_norm": logmel / (fx.log_mel.shape[0] * fx.n_frames),
         "claesson_fft": claesson_from_features(fx, fy),
         "envelope": float(np.linalg.norm(fx.rms - fy.rms)),
+        "mss": mss_from_features(fx, fy),
     }
 
 
@@ -344,6 +419,7 @@ __all__ = [
     "features",
     "fft_distance",
     "logmel_distance",
+    "mss_distance",
     "n_frames",
     "rms_envelope",
     "stft_distance",

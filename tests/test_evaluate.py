@@ -164,7 +164,8 @@ def test_limit_round_robin_and_cli(model_dir, data_dir, tmp_path, capsys):
 def test_a_failing_prediction_is_isolated(tmp_path):
     import soundfile as sf
 
-    from fmlib.evaluate import _BaselineCache, _process_batch
+    from fmlib.estimators import CNNEstimator
+    from fmlib.evaluate import _BaselineCache, _process_batch, paper_mean_patch
     from fmlib.patch import patch_from_vector
 
     good = patch_from_vector([261.6, 1, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0.01, 0.1, 0.5, 0.2])
@@ -183,7 +184,13 @@ def test_a_failing_prediction_is_isolated(tmp_path):
         recs.append(
             {"note_str": name, "instrument_family_str": "x", "pitch": 60, "path": path}
         )
-    rows = _process_batch(Picky(), pd.DataFrame(recs), _BaselineCache(), None)
+    rows = _process_batch(
+        CNNEstimator(Picky()),
+        pd.DataFrame(recs),
+        _BaselineCache(),
+        None,
+        paper_mean_patch(),
+    )
     by = {r["note_str"]: r for r in rows}
     assert by["a_x_1-060-100"]["status"] == "ok"
     expected = 1200 * np.log2(261.6 / midi_to_hz(60))  # -0.17 cents

@@ -30,6 +30,7 @@ EXPECTED_NOTEBOOKS = [
     "03_training.ipynb",
     "04_nsynth_evaluation.ipynb",
     "05_figures.ipynb",
+    "06_sound_matching.ipynb",
 ]
 
 
