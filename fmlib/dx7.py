@@ -586,7 +586,9 @@ def _best_op(target_ratio: float, key: int) -> tuple[int, int, int, float]:
 KEY_SHIFT_CENTS = 0.1
 
 
-def _tuning(carrier_hz: float, multiplier: int) -> tuple[int, int, int, float]:
+def _tuning(
+    carrier_hz: float, multiplier: int, *, max_factor: float = 2.0
+) -> tuple[int, int, int, float]:
     """(internal key, fine, detune, cents error) playing ``carrier_hz`` with the
     carrier at coarse ``multiplier``: keys within reach of the voice's transpose,
     every fine and detune searched against the measured tables."""
@@ -612,6 +614,9 @@ def _tuning(carrier_hz: float, multiplier: int) -> tuple[int, int, int, float]:
         + 1e-11 * np.abs(np.arange(15) - 7)[None, None, :]
     )
     cost[~reach] = np.inf
+    # The carrier's fine multiplies every exact operator's ratio: keep the largest
+    # within the DX7's range.
+    cost[:, ratio > max_factor * (1 + 1e-12), :] = np.inf
     k, f, d = np.unravel_index(int(np.argmin(cost)), cost.shape)
     return int(k), int(f), int(d), float(cents[k, f, d])
 
@@ -628,7 +633,8 @@ def _multiplier(ratios: Sequence[float], carrier_hz: float) -> int:
     best, best_key = None, None
     for m in range(1, 32):
         scaled = [r * m for r in ratios]
-        if max(scaled) > MAX_OP_RATIO or carrier_hz / m < _KEY_HZ[0]:
+        # Room for the carrier's fine up to one semitone (1.06) above coarse.
+        if max(scaled) * 1.06 > MAX_OP_RATIO or carrier_hz / m < _KEY_HZ[0]:
             continue
         below = sum(s < 0.5 * (1 - 1e-9) for s in scaled)
         exact = sum(any(abs(s - c) <= 1e-9 * c for c in _COARSE) for s in scaled)
@@ -638,7 +644,7 @@ def _multiplier(ratios: Sequence[float], carrier_hz: float) -> int:
     if best is None:
         raise InputError(
             f"ratios {[round(r, 4) for r in ratios]}: the largest is above the "
-            f"DX7's largest ratio {MAX_OP_RATIO:g}"
+            f"DX7's largest ratio {MAX_OP_RATIO / 1.06:.4g} (with room for tuning)"
         )
     return best
 
@@ -763,7 +769,9 @@ def patch_to_voice(
     notes: list[str] = []
     ratios = [m.ratio for m in p.modulators]
     mult = _multiplier(ratios, p.carrier_hz)
-    key, fine, detune, c_err = _tuning(p.carrier_hz, mult)
+    key, fine, detune, c_err = _tuning(
+        p.carrier_hz, mult, max_factor=MAX_OP_RATIO / (max(ratios) * mult)
+    )
     # Played key: the key nearest the carrier's pitch, reached through the voice's
     # transpose (24 = none, 0..48) when it lies within two octaves of the internal key.
     carrier_hz_q = op_hz(key, Operator(coarse=mult, fine=fine, detune=detune))

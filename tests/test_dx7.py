@@ -270,6 +270,7 @@ def _quantisation_bounds(name: str, value: float, **kw) -> float:
     return max(hi - lo, 1e-12) / 2 * 1.0001
 
 
+@pytest.mark.slow
 def test_round_trip_200_random_paper_patches():
     vectors = sample_vectors(200, seed=13)
     for n, v in enumerate(vectors):
@@ -454,3 +455,17 @@ def test_dexed_plays_the_stored_key_at_carrier_hz():
         phase = np.unwrap(np.angle(hilbert(y)))[2000:-2000]
         f = np.polyfit(np.arange(phase.size) / 48_000, phase, 1)[0] / (2 * np.pi)
         assert abs(1200 * math.log2(f / hz)) < 2.0, (hz, f)
+
+
+def test_dexed_algorithm_18_is_fmlib_dx7_18():
+    """dexed-py's own table of DX7 algorithm 18 (0-based 17) has fmlib's edges
+    under the mapping, and OP3 carries its feedback."""
+    dexed = pytest.importorskip("dexed")
+    from fmlib.algorithms import ALGORITHMS
+
+    matrix = dexed.get_mod_matrix(17)  # matrix[i, j] = 1: op j modulates op i
+    edges = {(j + 1, i + 1) for i in range(6) for j in range(6) if matrix[i, j]}
+    to_op = {"C": 1, "M1": 2, "M2": 3, "M3": 4, "M4": 5, "M5": 6}
+    assert edges == {(to_op[s], to_op[d]) for s, d in ALGORITHMS["dx7_18"].edges}
+    assert dexed.get_carriers(17) == [0]
+    assert dexed.get_feedback_edge(17) == (2, 2)  # OP3 feeds back on itself
