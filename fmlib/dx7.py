@@ -39,8 +39,9 @@ reads tables measured from the Dexed engine (:mod:`fmlib.dx7_tables`, written by
 * index -> modulator output level through the measured level-to-index curve; the
   modulators' EGs are held at level 99 (all four levels 99, so note-off leaves them).
 * carrier ADSR -> OP1's EG (L4 0 -> L1 99 at R1, -> L2 = L3 = sustain at R2, -> 0 at
-  R4) choosing each rate whose measured DX7 segment is closest to fmlib's linear one
-  in floored dB (see :func:`segment_error`); ``level`` -> OP1's output level.
+  R4): each rate has an equivalent linear time (the fmlib segment closest to the
+  rate's measured DX7 segment, :func:`time_for_rate`, :func:`segment_error`) and
+  the export takes the rate whose time is nearest; ``level`` -> OP1's output level.
 * ``carrier_hz`` -> the key to play (stored in the name as ``K###``), the voice's
   transpose, and the carrier's fine and detune, tuned to the measured key table.
 """
@@ -808,7 +809,7 @@ def patch_to_voice(
     notes: list[str] = []
     ratios = [m.ratio for m in p.modulators]
     mult = _multiplier(ratios, p.carrier_hz)
-    key, fine, detune, c_err = _tuning(
+    key, fine, detune, _ = _tuning(
         p.carrier_hz, mult, max_factor=MAX_OP_RATIO / (max(ratios) * mult)
     )
     # Played key: the key nearest the carrier's pitch, reached through the voice's
@@ -977,8 +978,9 @@ def voice_to_patch(voice: Voice) -> Patch:
     For other voices: the modulators' index is their output level's index times
     their EG's sustain (L3) gain; the carrier's level is its output level's gain
     times its L1 gain; attack = R1, decay = R2 to L3, release = R4; keyboard
-    scaling, velocity, LFO and pitch EG are ignored. The carrier frequency is
-    that of the key in the name (``K###``, else :data:`DEFAULT_KEY`).
+    scaling, velocity, LFO and pitch EG are ignored. Every operator's frequency
+    (ratio or fixed mode) is taken at the key in the name (``K###``, else
+    :data:`DEFAULT_KEY`) and the voice's transpose.
 
     Raises:
         InputError: one line saying why the voice cannot be represented.
