@@ -96,14 +96,26 @@ def _score(notes, audio, patches) -> dict:
 
     cache = _BaselineCache()
     rows = []
-    for x, patch, pitch in zip(audio, patches, notes.pitch, strict=True):
+    for x, patch, pitch, note_str in zip(
+        audio, patches, notes.pitch, notes.note_str, strict=True
+    ):
         y = render(patch)
         row = score_note(x, y, int(pitch), cache=cache)
         try:
             row["resynth_f0_cents"] = _cents(estimate_f0(y).f0_hz, int(pitch))
         except InputError:
             row["resynth_f0_cents"] = math.nan
+        row["note_str"] = note_str
         rows.append(row)
+    per_note = [
+        {
+            "note_str": r.pop("note_str"),
+            "resynthesis_logmel": r["resynthesis_logmel"],
+            "sine_pitch_env_logmel": r["sine_pitch_env_logmel"],
+            "resynth_f0_cents": r["resynth_f0_cents"],
+        }
+        for r in rows
+    ]
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
     lm, s440, env = (
         mean[f"{m}_logmel"] for m in ("resynthesis", "sine_440", "sine_pitch_env")
@@ -126,6 +138,7 @@ def _score(notes, audio, patches) -> dict:
         ),
         "resynth_f0_within_50_cents_pct": 100.0
         * float(np.mean([abs(r["resynth_f0_cents"]) <= 50 for r in rows])),
+        "per_note": per_note,
     }
 
 
@@ -266,6 +279,10 @@ def main() -> None:
     t_features = (time.process_time() - t) / n
     mean_incl = mean_excl + t_table / n
     quality = _score(notes, audio, [r.patch for r in results])
+    times = [t_first, *per_note][:n]  # the first note's time includes the table
+    for rec, r, dt in zip(quality["per_note"], results, times, strict=True):
+        rec.update(cpu_s=dt, n_evaluations=r.n_evaluations, f0_hz=r.analysis.f0_hz)
+    slow = max(quality["per_note"][1:] or quality["per_note"], key=lambda d: d["cpu_s"])
     report["default_budget"] = {
         "budget": budget,
         "first_note_cold_s": t_first,
@@ -289,6 +306,7 @@ def main() -> None:
                 ["mean per note, table excluded", mean_excl],
                 ["median per note, table excluded", float(np.median(per_note))],
                 ["max per note, table excluded", float(np.max(per_note))],
+                [f"(slowest note: {slow['note_str']})", slow["cpu_s"]],
                 [f"mean per note, table amortised over {n} notes", mean_incl],
                 ["of which analysis (analyze: f0 + ADSR fit), per note", t_analyze],
                 ["of which the note's log-mel features, per note", t_features],

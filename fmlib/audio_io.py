@@ -1,4 +1,4 @@
-"""Reading and writing WAV files safely (no half-written outputs)."""
+"""Reading and writing audio files safely, through :mod:`fmlib.files`."""
 
 from __future__ import annotations
 
@@ -6,36 +6,31 @@ import os
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from fmlib.errors import InputError, MissingFileError
+from fmlib import files
+from fmlib.errors import InputError
 
 
 def check_output_path(path: str | os.PathLike) -> Path:
-    """Return ``path`` as a Path after checking that its folder exists and is
-    writable."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise MissingFileError(f"{parent}: output folder does not exist")
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"{parent}: output folder is not writable")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder; give a file name ending in .wav")
-    return path
+    """Check an audio output before any work (see :func:`fmlib.files.check_output`):
+    the extension must be ``.wav``, ``.flac`` or ``.ogg``; an existing path must be a
+    regular file; the nearest existing folder must be writable."""
+    return files.check_output(path, kind="audio")
 
 
 def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> Path:
-    """Write mono float audio as a WAV file, atomically (temporary file, then rename).
+    """Write float audio atomically, in the format the extension names.
 
-    The file is 16-bit PCM when every sample lies in [-1, 1], and 32-bit float
+    ``.wav`` is 16-bit PCM when every sample lies in [-1, 1], and 32-bit float
     otherwise, so nothing is ever clipped: a rendered note can peak above 1.0 (up to
     about 1.5 for bright patches), because the anti-aliasing low-pass removes
     partials above 8 kHz and the remaining ones may add up higher than the 48 kHz
-    signal did. About three in four random paper-range patches do.
+    signal did. About three in four random paper-range patches do. ``.flac`` and
+    ``.ogg`` are written as :func:`fmlib.files.write_audio` describes.
 
     Args:
-        path: Destination ``.wav``; its folder must exist.
+        path: Destination ``.wav`` (or ``.flac``, ``.ogg``); missing parent folders
+            are created.
         audio: shape (n,), float, finite; nominal range [-1, 1].
         sample_rate: Hz.
 
@@ -43,23 +38,11 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> P
         The path written.
 
     Raises:
-        MissingFileError: the folder does not exist.
-        InputError: the folder is not writable, the path is a folder, or the audio
-            is not finite.
+        InputError: an unsupported extension, a folder or device, non-finite audio,
+            or any OSError (one line).
     """
     path = check_output_path(path)
-    audio = np.asarray(audio)
-    if not np.all(np.isfinite(audio)):
-        raise InputError(f"{path}: the audio contains NaN or infinite samples")
-    subtype = "PCM_16" if audio.size == 0 or np.abs(audio).max() <= 1.0 else "FLOAT"
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        sf.write(tmp, audio, sample_rate, subtype=subtype, format="WAV")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return files.write_audio(path, audio, sample_rate)
 
 
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
@@ -70,15 +53,25 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
     Raises:
         MissingFileError: no such file.
-        InputError: unreadable or not audio, or empty.
+        InputError: a folder, unreadable, not audio, or empty.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"{path}: no such audio file")
+    import soundfile as sf
+
+    path = files.check_input(path, what="audio file")
     try:
         audio, sr = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable audio file ({exc})") from None
+        raise InputError(
+            f"{path}: not a readable audio file ({_one_line(exc)})"
+        ) from None
+    except OSError as exc:
+        raise InputError(
+            files.os_error_message(path, exc, action="cannot read")
+        ) from None
     if audio.shape[0] == 0:
         raise InputError(f"{path}: the audio file is empty (0 samples)")
     return audio, int(sr)
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())

@@ -36,7 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from fmlib import files
 from fmlib import params as P
 from fmlib.algorithms import DEFAULT_ALGORITHM
 from fmlib.errors import InputError, MissingFileError
@@ -76,23 +77,8 @@ _HASH_CHUNK = 1 << 22
 
 
 # --------------------------------------------------------------------------- helpers
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+_sha256_file = files.file_sha256
+_write_text_atomic = files.write_text
 
 
 class _HashingWriter(io.RawIOBase):
@@ -127,21 +113,15 @@ def _write_shard_atomic(path: Path, rows: Iterator[np.ndarray], count: int) -> s
     Returns:
         sha256 hex digest of the file.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            writer = _HashingWriter(f)
-            writer.write(_npy_header(count))
-            written = 0
-            for row in rows:
-                writer.write(np.ascontiguousarray(row, dtype="<f4").tobytes())
-                written += 1
-            if written != count:
-                raise AssertionError(f"shard {path.name}: {written} rows, not {count}")
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    with files.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        writer = _HashingWriter(f)
+        writer.write(_npy_header(count))
+        written = 0
+        for row in rows:
+            writer.write(np.ascontiguousarray(row, dtype="<f4").tobytes())
+            written += 1
+        if written != count:
+            raise AssertionError(f"shard {path.name}: {written} rows, not {count}")
     return writer.hash.hexdigest()
 
 
@@ -216,7 +196,7 @@ def render_fingerprint(*, seed: int, sampler: SamplerConfig) -> str:
     """
     v = sample_vectors(1, seed=seed, config=sampler)
     audio = render_notes(v, algorithm=sampler.algorithm)
-    return hashlib.sha256(audio.tobytes()).hexdigest()
+    return files.bytes_sha256(audio.tobytes())
 
 
 def _manifest_text(manifest: dict[str, Any]) -> str:
@@ -259,19 +239,14 @@ def _write_params_csv(
 ) -> str:
     """Stream params.csv shard by shard (memory bounded); return its sha256."""
     path = out / PARAMS_NAME
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     h = hashlib.sha256()
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            for text in _params_chunks(
-                n=n, seed=seed, sampler=sampler, size=shard_size
-            ):
-                h.update(text.encode("utf-8"))
-                f.write(text)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    with (
+        files.atomic_path(path) as tmp,
+        open(tmp, "w", encoding="utf-8", newline="\n") as f,
+    ):
+        for text in _params_chunks(n=n, seed=seed, sampler=sampler, size=shard_size):
+            h.update(text.encode("utf-8"))
+            f.write(text)
     return h.hexdigest()
 
 
@@ -322,12 +297,29 @@ def _render_shard(task: tuple) -> tuple[int, str]:
 
 
 # --------------------------------------------------------------------------- generate
-def _check_int(name: str, value: Any, *, low: int) -> int:
+#: The largest ``n`` accepted (25.6 TB of audio): anything above is a typo.
+MAX_NOTES = 100_000_000
+#: The most worker processes accepted.
+MAX_WORKERS = 256
+#: The largest shard accepted (65,536 notes: 16.8 GB per file).
+MAX_SHARD_SIZE = 65_536
+
+
+def _check_int(name: str, value: Any, *, low: int, high: int | None = None) -> int:
+    valid = f"an integer >= {low}" if high is None else f"{low} to {high:,}"
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InputError(f"{name}: expected an integer >= {low}, got {value!r}")
-    if value < low:
-        raise InputError(f"{name}: {value} is not valid; valid: an integer >= {low}")
+        raise InputError(f"{name}: expected {valid}, got {value!r}")
+    if value < low or (high is not None and value > high):
+        raise InputError(f"{name}: {value:,} is not valid; valid: {valid}")
     return int(value)
+
+
+def _shard_size_of(out: Path) -> int:
+    """The shard size of the dataset in ``out``, or the default."""
+    try:
+        return int(_read_manifest(out)["shard_size"])
+    except (InputError, KeyError, TypeError, ValueError, OSError):
+        return DEFAULT_SHARD_SIZE
 
 
 def _known_entry(name: str) -> bool:
@@ -336,42 +328,82 @@ def _known_entry(name: str) -> bool:
     )
 
 
-def _prepare_folder(out: Path) -> None:
-    """Create ``out`` (and parents) or fail with one line if it cannot be written."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder; give a folder for --out")
+def _check_folder(out: Path) -> None:
+    """Refuse ``out`` before any work: not a folder, or a folder holding something
+    else than a dataset (see :func:`fmlib.files.check_output`)."""
+    files.check_output(out, kind="folder")
     if out.is_dir() and not (out / MANIFEST_NAME).exists():
-        strangers = sorted(p.name for p in out.iterdir() if not _known_entry(p.name))
+        with files.os_errors(out, action="cannot read"):
+            strangers = sorted(
+                p.name for p in out.iterdir() if not _known_entry(p.name)
+            )
         if strangers:
             raise InputError(
                 f"{out}: is not empty and not a dataset (holds {strangers[0]!r}); "
                 "give an empty or new folder for --out"
             )
-    try:
+
+
+#: Upper bound of one params.csv row, bytes (15 shortest-repr floats of at most 24
+#: characters, commas, the algorithm's name).
+_PARAMS_ROW_BYTES = 15 * 25 + 32
+#: Upper bound of one shard's entry in manifest.json, bytes.
+_MANIFEST_SHARD_BYTES = 160
+#: One ``--wav`` note: a 32-bit float WAV (the worst case) and its patch JSON.
+_WAV_NOTE_BYTES = N_SAMPLES * 4 + 64 + 1024
+
+
+def required_bytes(*, n: int, shard_size: int, wav: int = 0) -> int:
+    """Disk space a complete dataset takes, bytes (exact for the shards, an upper
+    bound for params.csv, the manifest and the ``--wav`` notes); O(1) in ``n``."""
+    full, last = divmod(n, shard_size)
+    audio = full * _npy_size(shard_size) + (_npy_size(last) if last else 0)
+    n_shards = full + (1 if last else 0)
+    return (
+        audio
+        + n * _PARAMS_ROW_BYTES
+        + n_shards * _MANIFEST_SHARD_BYTES
+        + 4096
+        + wav * _WAV_NOTE_BYTES
+    )
+
+
+def _existing_bytes(out: Path) -> int:
+    """Bytes of the dataset files already in ``out`` (kept or replaced by a rerun)."""
+    total = 0
+    for f in (out / MANIFEST_NAME, out / PARAMS_NAME):
+        with contextlib.suppress(OSError):
+            total += f.stat().st_size
+    with contextlib.suppress(OSError):
+        for f in (out / AUDIO_DIR).iterdir():
+            with contextlib.suppress(OSError):
+                total += f.stat().st_size
+    return total
+
+
+def _check_space(out: Path, *, n: int, shard_size: int, wav: int) -> None:
+    """Refuse, naming both numbers, when the disk is too small for the dataset."""
+    need = max(0, required_bytes(n=n, shard_size=shard_size, wav=wav))
+    need -= _existing_bytes(out) if out.is_dir() else 0
+    free = files.free_bytes(out)
+    if need > free:
+        raise InputError(
+            f"{out}: {n:,} notes need {files.format_bytes(need)} of disk "
+            f"({files.format_bytes(_npy_size(1) - len(_npy_header(1)))} per note) "
+            f"but only {files.format_bytes(free)} is free; lower --n or choose "
+            "another --out"
+        )
+
+
+def _prepare_folder(out: Path) -> None:
+    """Check ``out`` (:func:`_check_folder`), then create it with its parents."""
+    _check_folder(out)
+    with files.os_errors(out, action="cannot create the output folder"):
         out.mkdir(parents=True, exist_ok=True)
         (out / AUDIO_DIR).mkdir(exist_ok=True)
-    except OSError as exc:
-        raise InputError(
-            f"{out}: cannot create the output folder ({exc.strerror or exc})"
-        ) from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise InputError(f"{out}: output folder is not writable")
 
 
-@contextlib.contextmanager
-def _folder_lock(out: Path):
-    """Exclusive lock so two generate runs never write one folder at once."""
-    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise InputError(
-                f"{out}: another generate run is writing this folder; wait for it"
-            ) from None
-        yield
-    finally:
-        os.close(fd)
+_folder_lock = functools.partial(files.folder_lock, command="generate")
 
 
 def _config_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -454,13 +486,13 @@ def generate_dataset(
             an unwritable folder, or a write error such as a full disk (rerunning
             resumes: no partial shard is ever recorded as valid).
     """
-    n = _check_int("n", n, low=1)
+    n = _check_int("n", n, low=1, high=MAX_NOTES)
     seed = _check_int("seed", seed, low=0)
     if workers is None:
         workers = os.cpu_count() or 1
-    workers = _check_int("workers", workers, low=1)
+    workers = _check_int("workers", workers, low=1, high=MAX_WORKERS)
     if shard_size is not None:
-        shard_size = _check_int("shard_size", shard_size, low=1)
+        shard_size = _check_int("shard_size", shard_size, low=1, high=MAX_SHARD_SIZE)
     wav = _check_int("wav", wav, low=0)
     if wav > n:
         raise InputError(f"wav: {wav} is more than the {n} notes of the dataset")
@@ -468,6 +500,8 @@ def generate_dataset(
         sampler = SamplerConfig(algorithm=algorithm)
     config = dataset_config(n=n, seed=seed, sampler=sampler)
     out = Path(out_dir)
+    _check_folder(out)
+    _check_space(out, n=n, shard_size=shard_size or _shard_size_of(out), wav=wav)
     _prepare_folder(out)
     try:
         with _folder_lock(out):
@@ -490,7 +524,7 @@ def generate_dataset(
             if exc.errno == errno.ENOSPC
             else ""
         )
-        raise InputError(f"{out}: cannot write the dataset: {reason}{hint}") from None
+        raise InputError(f"{out}: cannot write the dataset ({reason}){hint}") from None
     return out
 
 
@@ -867,7 +901,7 @@ def open_dataset(path: str | os.PathLike) -> Dataset:
                 f"{f}: missing or of the wrong size; rerun the generate command to "
                 "repair the dataset"
             )
-    return Dataset(path, manifest, hashlib.sha256(raw).hexdigest())
+    return Dataset(path, manifest, files.bytes_sha256(raw))
 
 
 def _make_sequence_class():

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from fmlib import metrics
+from fmlib import files, metrics
 from fmlib.audio_io import write_wav
 from fmlib.baselines import (
     BASELINE_NAMES,
@@ -56,7 +56,7 @@ from fmlib.baselines import (
     sine_440,
 )
 from fmlib.errors import InputError, MissingFileError
-from fmlib.estimators import Estimator, make_estimator
+from fmlib.estimators import METHOD_NAMES, Estimator, make_estimator
 from fmlib.nsynth import load_nsynth, read_note
 from fmlib.params import SAMPLE_RATE, TARGET_NAMES
 from fmlib.synth import render
@@ -243,34 +243,8 @@ def pitch_error_cents(carrier_hz: float, pitch: float) -> float:
 # --------------------------------------------------------------------------- tables
 
 
-def _markdown(df: pd.DataFrame, *, index_name: str) -> str:
-    def fmt(v, column: str) -> str:
-        if isinstance(v, (float, np.floating, int, np.integer)):
-            if not np.isfinite(v):
-                return ""
-            if column == "n":
-                return str(int(v))
-            if column.endswith("_pct"):
-                return f"{v:.2f}"
-            return f"{v:.5f}" if abs(v) < 1 else f"{v:,.2f}"
-        return str(v)
-
-    columns = [str(c) for c in df.columns]
-    lines = [
-        "| " + " | ".join([index_name] + columns) + " |",
-        "|" + "---|" * (len(columns) + 1),
-    ]
-    for idx, row in df.iterrows():
-        cells = [fmt(v, c) for v, c in zip(row, columns, strict=True)]
-        lines.append("| " + " | ".join([str(idx)] + cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def _save_table(df: pd.DataFrame, out_dir: Path, stem: str, title: str, index: str):
-    df.to_csv(out_dir / f"{stem}.csv", index_label=index)
-    (out_dir / f"{stem}.md").write_text(
-        f"### {title}\n\n" + _markdown(df, index_name=index), encoding="utf-8"
-    )
+    files.write_table(df, out_dir, stem, title=title, index=True, index_label=index)
 
 
 def build_tables(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -364,9 +338,7 @@ def _check_identity(out_dir: Path, ident: dict) -> None:
                 f"{out_dir} holds the evaluation of another method, model, data set "
                 "or limit; choose another --out or delete it"
             )
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(ident, indent=2) + "\n")
-    os.replace(tmp, path)
+    files.write_json(path, ident)
 
 
 def _f0_or_nan(y: np.ndarray) -> float:
@@ -464,26 +436,39 @@ def evaluate(
     Returns:
         ``out_dir``.
     """
+    from fmlib.predict import check_model_folder
+
     if limit is not None and (isinstance(limit, bool) or int(limit) < 1):
         raise InputError(f"limit: {limit!r} is not valid; valid: an integer >= 1")
     if int(batch_size) < 1:
         raise InputError(f"batch_size: {batch_size!r} is not valid; valid: >= 1")
     data_dir, out_dir = Path(data_dir), Path(out_dir)
+    if method not in METHOD_NAMES:
+        raise InputError(
+            f"method: {method!r} is not valid; valid: {', '.join(METHOD_NAMES)}"
+        )
     if method == "cnn" and model_dir is None:
         raise InputError("method cnn: give the trained model folder (--model)")
-    if model_dir is not None and not Path(model_dir).is_dir():
-        raise MissingFileError(f"{model_dir}: no such model folder")
+    inputs = {"--data": data_dir}
+    if model_dir is not None:
+        model_dir = Path(model_dir)
+        check_model_folder(model_dir)  # before anything is written or Keras imported
+        inputs["--model"] = model_dir
     if method == "match":
         from fmlib.match import DEFAULT_BUDGET, check_budget
 
         budget = check_budget(DEFAULT_BUDGET if budget is None else budget)
+    files.check_input(data_dir, kind="folder", what="NSynth-layout folder")
+    _check_out_dir(out_dir, inputs=inputs)
     table = load_nsynth(data_dir)
     if table.empty:
         raise InputError(f"{data_dir}/examples.json lists no notes")
     if limit is not None:
         table = _order_for_limit(table).head(int(limit))
     estimator = make_estimator(method, model_dir=model_dir, budget=budget, seed=seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with files.os_errors(out_dir, action="cannot create the folder"):
+        out_dir.mkdir(parents=True, exist_ok=True)
+    lock = files.folder_lock(out_dir, command="evaluate")  # held until we return
     ident = {
         "estimator": estimator.identity(),
         "data_dir": str(data_dir.resolve()),
@@ -525,7 +510,23 @@ def evaluate(
     rows = rows.drop_duplicates("note_str", keep="last")
     tables = write_tables(rows, out_dir)
     _write_summary(out_dir, rows, tables, ident, elapsed, n_new=len(todo))
+    lock.release()
     return out_dir
+
+
+def _check_out_dir(out_dir: Path, *, inputs: dict[str, Path]) -> None:
+    """Refuse an ``--out`` that is a file, an input folder, or a folder holding
+    something else than an evaluation."""
+    files.check_output(out_dir, kind="folder")
+    files.check_distinct({"--out": out_dir}, inputs)
+    if out_dir.is_dir() and not (out_dir / "evaluation.json").is_file():
+        with files.os_errors(out_dir, action="cannot read"):
+            busy = any(p.name != files.LOCK_NAME for p in out_dir.iterdir())
+        if busy:
+            raise InputError(
+                f"{out_dir}: is not empty and holds no evaluation; give an empty or "
+                "new folder for --out"
+            )
 
 
 def _source_label(table: pd.DataFrame) -> str:
@@ -576,9 +577,7 @@ def _write_summary(out_dir, rows, tables, ident, elapsed, *, n_new) -> None:
         },
         "mel_filter_sample_rate": metrics.MEL_FILTER_SAMPLE_RATE,
     }
-    tmp = out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, out_dir / "summary.json")
+    files.write_json(out_dir / "summary.json", summary)
 
 
 def _num(v) -> float | None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from fmlib import params as P
@@ -76,34 +75,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- paths
 
 
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve() or (
-            a.exists() and b.exists() and os.path.samefile(a, b)
-        )
-    except OSError:
-        return False
-
-
-def _check_output(path: Path, suffix: str, inputs: list[Path]) -> Path:
-    """A file output: right suffix, existing writable folder, not a non-regular
-    file, not one of the inputs."""
-    if path.suffix.lower() != suffix:
-        raise InputError(f"{path}: expected a file name ending in {suffix}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise MissingFileError(f"{parent}: output folder does not exist")
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"{parent}: output folder is not writable")
-    if path.exists() and not path.is_file():
-        raise InputError(f"{path}: exists and is not a regular file; choose another")
-    for other in inputs:
-        if _same(path, other):
-            raise InputError(f"{path}: is an input of this command; choose another")
-    return path
-
-
 def _single_outputs(args) -> dict[str, Path]:
+    """Check the outputs of a file run (every check before any work): names,
+    extensions, not an input, not each other, writable (:mod:`fmlib.files`)."""
+    from fmlib import files
+
     src = Path(args.input)
     out = {"json": Path(args.out)}
     for kind in ("wav", "syx"):
@@ -112,10 +88,18 @@ def _single_outputs(args) -> dict[str, Path]:
             out[kind] = out["json"].with_suffix(f".{kind}")
         elif value:
             out[kind] = Path(value)
-    checked: dict[str, Path] = {}
-    for kind, path in out.items():
-        checked[kind] = _check_output(path, f".{kind}", [src, *checked.values()])
-    return checked
+    inputs = {"input audio": src}
+    if args.model is not None:
+        inputs["--model"] = Path(args.model)
+    files.check_distinct(
+        {"-o": out["json"], "--wav": out.get("wav"), "--syx": out.get("syx")}, inputs
+    )
+    files.check_output(out["json"], suffixes=(".json",))
+    if "wav" in out:
+        files.check_output(out["wav"], kind="audio")
+    if "syx" in out:
+        files.check_output(out["syx"], suffixes=(".syx",))
+    return out
 
 
 # --------------------------------------------------------------------------- work
@@ -143,7 +127,7 @@ def _match_file(path: Path, budget: int, seed: int, cnn_patch=None):
 
 
 def _write_outputs(result, outputs: dict[str, Path]) -> None:
-    from fmlib.audio_io import write_wav
+    from fmlib import files
     from fmlib.patch import save_patch
     from fmlib.synth import render
 
@@ -151,7 +135,7 @@ def _write_outputs(result, outputs: dict[str, Path]) -> None:
     try:
         if "wav" in outputs:
             written.append(
-                write_wav(outputs["wav"], render(result.patch), P.SAMPLE_RATE)
+                files.write_audio(outputs["wav"], render(result.patch), P.SAMPLE_RATE)
             )
         if "syx" in outputs:
             from fmlib.dx7 import save_syx
@@ -185,15 +169,19 @@ def _check_syx_available() -> None:
 
 
 def _run_file(args) -> int:
+    from fmlib import files
     from fmlib.audio_io import read_wav
     from fmlib.match import check_budget
 
     check_budget(args.budget)
+    files.check_input(args.input, what="audio file")
     outputs = _single_outputs(args)
     if "syx" in outputs:
         _check_syx_available()
-    if not Path(args.input).is_file():
-        raise MissingFileError(f"{args.input}: no such audio file")
+    if args.model is not None:
+        from fmlib.predict import check_model_folder
+
+        check_model_folder(args.model)
     cnn = _load_cnn(args.model)
     cnn_patch = None
     if cnn is not None:
@@ -227,12 +215,6 @@ def _settings(args) -> dict:
     }
 
 
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _note_task(task):
     """Worker: match one note; returns (stem, error or None)."""
     path, outputs, budget, seed, cnn_patch = task
@@ -260,11 +242,16 @@ def _run_folder(args) -> int:
             )
     if args.syx:
         _check_syx_available()
+    from fmlib import files
+
     src, out = Path(args.input), Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder; give an output folder")
-    if _same(src, out) or src.resolve() in out.resolve().parents:
+    files.check_output(out, kind="folder")
+    if files.same_file(src, out) or src.resolve() in out.resolve().parents:
         raise InputError(f"{out}: is the input folder or inside it; choose another")
+    if args.model is not None:
+        from fmlib.predict import check_model_folder
+
+        check_model_folder(args.model)
     notes = sorted(
         p for p in src.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
     )
@@ -285,8 +272,10 @@ def _run_folder(args) -> int:
                 "choose another --out or delete it"
             )
     cnn = _load_cnn(args.model)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(manifest, settings)
+    with files.os_errors(out, action="cannot create the folder"):
+        out.mkdir(parents=True, exist_ok=True)
+    lock = files.folder_lock(out, command="match")  # held until the run ends
+    files.write_json(manifest, settings)
     kinds = ["json"] + [k for k in ("wav", "syx") if getattr(args, k)]
     tasks = []
     for p in notes:
@@ -325,6 +314,7 @@ def _run_folder(args) -> int:
                     bar.update(1)
     finally:
         bar.close()
+        lock.release()
     n_failed = len(failures)
     print(f"{len(notes) - n_failed} of {len(notes)} notes matched, {n_failed} failed")
     if n_failed:
@@ -343,7 +333,9 @@ def _record(failures: dict, path: Path, stem: str, error: str | None) -> None:
         changed = True
     if changed:
         if failures:
-            _write_json(path, dict(sorted(failures.items())))
+            from fmlib import files
+
+            files.write_json(path, dict(sorted(failures.items())))
         else:
             path.unlink(missing_ok=True)
 

@@ -27,7 +27,6 @@ download and fails.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -41,7 +40,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from fmlib import paths
+from fmlib import files, paths
 from fmlib.audio_io import read_wav
 from fmlib.errors import InputError, MissingFileError
 from fmlib.params import SAMPLE_RATE
@@ -213,14 +212,6 @@ def read_note(path: str | os.PathLike) -> np.ndarray:
 # --------------------------------------------------------------------------- download
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _fetch(url: str, part: Path, *, timeout_s: float, progress: bool) -> None:
     """Download ``url`` into ``part``, resuming from its current size."""
     have = part.stat().st_size if part.exists() else 0
@@ -302,6 +293,20 @@ def _check_content(root: Path, expected_notes: int | None) -> int:
     return len(table)
 
 
+def _check_destination(dest: Path) -> None:
+    """Refuse a destination that is not a folder, or a folder holding anything (it
+    is never deleted to make room: it may be the user's)."""
+    files.check_output(dest, kind="folder")
+    if dest.is_dir():
+        with files.os_errors(dest, action="cannot read"):
+            busy = any(dest.iterdir())
+        if busy:
+            raise InputError(
+                f"{dest}: is not empty and holds no finished NSynth download; "
+                "give an empty or new folder for --out"
+            )
+
+
 def download_nsynth_test(
     *,
     url: str = NSYNTH_TEST_URL,
@@ -338,7 +343,10 @@ def download_nsynth_test(
         return dest
     if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
         raise InputError(f"sha256 {sha256!r} is not valid; give 64 hexadecimal digits")
-    downloads_dir.mkdir(parents=True, exist_ok=True)
+    _check_destination(dest)
+    files.check_output(downloads_dir, kind="folder")
+    with files.os_errors(downloads_dir, action="cannot create the folder"):
+        downloads_dir.mkdir(parents=True, exist_ok=True)
     name = Path(urllib.request.url2pathname(url.rsplit("/", 1)[-1])).name or "archive"
     archive = downloads_dir / name
     part = downloads_dir / (name + ".part")
@@ -355,8 +363,8 @@ def download_nsynth_test(
                 f"cannot download {url} ({reason}); connect to the network and rerun "
                 f"(it resumes), or download it yourself, put it at {archive} and rerun"
             ) from None
-        os.replace(part, archive)
-    digest = _sha256(archive)
+        files.move_into_place(part, archive)
+    digest = files.file_sha256(archive)
     if sha256 is not None and digest.lower() != sha256.lower():
         archive.unlink()
         raise InputError(
@@ -388,11 +396,11 @@ def download_nsynth_test(
             "n_notes": n_notes,
             "label": "NSynth (Engel et al. 2017), CC BY 4.0",
         }
-        (root / "download.json").write_text(json.dumps(info, indent=2) + "\n")
-        if dest.exists():
-            shutil.rmtree(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(root, dest)
+        files.write_json(root / "download.json", info)
+        if dest.is_dir() and not any(dest.iterdir()):
+            dest.rmdir()  # checked empty by _check_destination: ours to replace
+        files.make_parents(dest)
+        files.move_into_place(root, dest)
     finally:
         if staging.exists():
             shutil.rmtree(staging)

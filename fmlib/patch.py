@@ -1,6 +1,7 @@
 """The patch: one sound's parameters, its JSON format and its validation.
 
-A patch JSON document has exactly this shape (extra keys are allowed and ignored)::
+A patch JSON document has exactly this shape; any other key is refused, naming the
+closest valid key (a typo such as ``atack_s`` never passes silently)::
 
     {"algorithm": "dx7_18", "carrier_hz": 440.0,
      "modulators": [{"ratio": 2.0, "index": 1.5}, ... five entries, M1 first ...],
@@ -28,7 +29,7 @@ import numpy as np
 
 from fmlib import params as P
 from fmlib.algorithms import DEFAULT_ALGORITHM, get_algorithm
-from fmlib.errors import InputError, MissingFileError
+from fmlib.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,27 @@ def _mapping(value: Any, field: str) -> dict:
     return value
 
 
+#: The valid keys of each object of a patch document.
+TOP_KEYS = ("algorithm", "carrier_hz", "modulators", "envelope", "level")
+MODULATOR_KEYS = ("ratio", "index")
+ENVELOPE_KEYS = tuple(spec.name for spec in P.ENVELOPE_PARAMS)
+
+
+def _check_keys(d: dict, valid: tuple[str, ...], where: str) -> None:
+    """Refuse a key that is not in ``valid``, naming the closest valid one."""
+    import difflib
+
+    for key in d:
+        if key in valid:
+            continue
+        shown = key if isinstance(key, str) else repr(key)
+        close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise InputError(
+            f"{where}{shown}: unknown key; {hint}valid keys: {', '.join(valid)}"
+        )
+
+
 def _key(d: dict, key: str, where: str) -> Any:
     if key not in d:
         raise InputError(f"{where}{key}: missing key")
@@ -128,6 +150,7 @@ def patch_from_dict(d: Any) -> Patch:
     if isinstance(d, Patch):
         return d
     d = _mapping(d, "patch")
+    _check_keys(d, TOP_KEYS, "")
     algorithm = d.get("algorithm", DEFAULT_ALGORITHM)
     if not isinstance(algorithm, str):
         raise InputError(
@@ -147,6 +170,7 @@ def patch_from_dict(d: Any) -> Patch:
     for i, m in enumerate(mods, start=1):
         where = f"modulators[{i - 1}] (M{i})"
         m = _mapping(m, where)
+        _check_keys(m, MODULATOR_KEYS, where + ".")
         modulators.append(
             Modulator(
                 ratio=_number(_key(m, "ratio", where + "."), where + ".ratio", P.RATIO),
@@ -154,6 +178,7 @@ def patch_from_dict(d: Any) -> Patch:
             )
         )
     env = _mapping(_key(d, "envelope", ""), "envelope")
+    _check_keys(env, ENVELOPE_KEYS, "envelope.")
     values = {
         spec.name: _number(
             _key(env, spec.name, "envelope."), f"envelope.{spec.name}", spec
@@ -202,9 +227,9 @@ def load_patch(path: str | os.PathLike) -> Patch:
         MissingFileError: the file does not exist.
         InputError: unreadable, empty, not JSON, or an invalid patch.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"{path}: no such patch file")
+    from fmlib import files
+
+    path = files.check_input(path, what="patch JSON file")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -225,20 +250,17 @@ def load_patch(path: str | os.PathLike) -> Patch:
 
 
 def save_patch(patch: Patch | dict, path: str | os.PathLike) -> Path:
-    """Validate ``patch`` and write it as indented JSON (atomically).
+    """Validate ``patch`` and write it as indented JSON, atomically, through
+    :mod:`fmlib.files` (missing parent folders are created).
 
     Returns:
         The path written.
 
     Raises:
-        InputError: an invalid patch.
-        MissingFileError: the output folder does not exist.
+        InputError: an invalid patch, or a path that cannot be written (one line).
     """
+    from fmlib import files
+
     p = patch_from_dict(patch)
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise MissingFileError(f"{path.parent}: output folder does not exist")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(p.to_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    path = files.check_output(path)
+    return files.write_json(path, p.to_dict())

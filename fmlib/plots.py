@@ -87,20 +87,17 @@ def save_figure(
         raise InputError(
             f"figure name {name!r}: use letters, digits, '_', '.', '-' (no folders)"
         )
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{stem}.png"
-    tmp = out_dir / f".{stem}.png.tmp"
+    from fmlib import files
+
+    path = Path(out_dir) / f"{stem}.png"
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        with files.atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png")
         if show and _in_kernel():
             from IPython.display import display
 
             display(fig)
     finally:
-        if tmp.exists():
-            tmp.unlink()
         plt.close(fig)
     return path
 

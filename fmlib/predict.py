@@ -12,7 +12,6 @@ ratio snapped to the nearest discrete ratio in log space) before the patch is bu
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,76 +21,10 @@ import numpy as np
 
 from fmlib import params as P
 from fmlib.algorithms import DEFAULT_ALGORITHM
-from fmlib.errors import InputError, MissingFileError
+from fmlib.analysis import SILENCE_PEAK, prepare_audio  # noqa: F401 (re-exported)
+from fmlib.errors import InputError
 from fmlib.model import INPUT_LENGTH, TargetScaler, postprocess
 from fmlib.patch import Patch, patch_from_vector
-
-#: Peak amplitude at or below which a signal counts as silent (-100 dBFS).
-SILENCE_PEAK = 1e-5
-
-
-def prepare_audio(audio, sample_rate: int) -> tuple[np.ndarray, list[str]]:
-    """Bring any audio to the model's input format.
-
-    Steps, each reported in ``changes`` only when it changes something: mix the
-    channels down to mono (their mean); resample to 16 kHz with
-    ``scipy.signal.resample_poly`` using the exact rational factor
-    16000 / sample_rate; zero-pad or trim the end to 4 s (64,000 samples). The level
-    is left as it is (the model's input BatchNormalization was fitted on the
-    synthesizer's peak-1 notes).
-
-    Args:
-        audio: float array of shape (n,) or (n, channels), nominal range [-1, 1].
-        sample_rate: Its sample rate, Hz (a positive integer).
-
-    Returns:
-        (x, changes): x float32 of shape (64000,), 16 kHz mono; changes a list of
-        one-line descriptions, empty when the input was already in the right format.
-
-    Raises:
-        InputError: empty, non-finite or silent audio, or a bad sample rate.
-    """
-    from scipy.signal import resample_poly
-
-    x = np.asarray(audio, dtype=np.float64)
-    if x.ndim not in (1, 2):
-        raise InputError(f"audio: expected shape (n,) or (n, channels), got {x.shape}")
-    if x.size == 0 or x.shape[0] == 0:
-        raise InputError("audio: it is empty (0 samples)")
-    if not np.all(np.isfinite(x)):
-        raise InputError("audio: it contains NaN or infinite samples")
-    if (
-        isinstance(sample_rate, bool)
-        or int(sample_rate) != sample_rate
-        or sample_rate <= 0
-    ):
-        raise InputError(
-            f"sample_rate: {sample_rate!r} is not valid; use a positive integer"
-        )
-    sample_rate = int(sample_rate)
-    changes: list[str] = []
-    if x.ndim == 2:
-        if x.shape[1] > 1:
-            changes.append(f"mixed {x.shape[1]} channels down to mono")
-        x = x.mean(axis=1)
-    if sample_rate != P.SAMPLE_RATE:
-        g = math.gcd(P.SAMPLE_RATE, sample_rate)
-        x = resample_poly(x, P.SAMPLE_RATE // g, sample_rate // g)
-        changes.append(f"resampled from {sample_rate} Hz to {P.SAMPLE_RATE} Hz")
-    n = len(x)
-    seconds = n / P.SAMPLE_RATE
-    if n < INPUT_LENGTH:
-        x = np.concatenate([x, np.zeros(INPUT_LENGTH - n)])
-        changes.append(f"padded with silence from {seconds:.3f} s to 4 s")
-    elif n > INPUT_LENGTH:
-        x = x[:INPUT_LENGTH]
-        changes.append(f"trimmed from {seconds:.3f} s to the first 4 s")
-    if np.max(np.abs(x)) <= SILENCE_PEAK:
-        raise InputError(
-            "audio: the first 4 s are silent (peak <= -100 dBFS); "
-            "give a sound to analyse"
-        )
-    return x.astype(np.float32), changes
 
 
 @dataclass
@@ -155,19 +88,30 @@ class Predictor:
         return [patch_from_vector(v, algorithm=self.algorithm) for v in vectors]
 
 
-def load_predictor(model_dir: str | os.PathLike) -> Predictor:
-    """Load a trained model folder (``model.keras`` with ``safe_mode=True`` and
-    ``model.json``'s scaler).
+def _one_line(exc: BaseException, *, limit: int = 160) -> str:
+    """The first line of an exception's message, shortened at a word boundary."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0] + " ..."
+    return text
+
+
+def check_model_folder(model_dir: str | os.PathLike) -> tuple[dict[str, Any], Path]:
+    """Cheap checks of a model folder, without importing Keras.
+
+    Returns:
+        (meta, model_path): ``model.json`` parsed, and the ``model.keras`` path.
 
     Raises:
         MissingFileError: the folder does not exist.
-        InputError: the folder is not a finished model.
+        InputError: not a model folder, a damaged ``model.json``, training not
+            finished, or a ``model.keras`` that is not a Keras archive.
     """
-    import keras
+    import zipfile
 
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise MissingFileError(f"{model_dir}: no such model folder")
+    from fmlib import files
+
+    model_dir = files.check_input(model_dir, kind="folder", what="model folder")
     meta_path, model_path = model_dir / "model.json", model_dir / "model.keras"
     hint = "train one with: python -m fmlib train --data DATASET --out MODEL_DIR"
     if not meta_path.is_file() or not model_path.is_file():
@@ -176,7 +120,7 @@ def load_predictor(model_dir: str | os.PathLike) -> Predictor:
         )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        scaler = TargetScaler.from_dict(meta["scaler"])
+        TargetScaler.from_dict(meta["scaler"])
     except (
         OSError,
         UnicodeDecodeError,
@@ -184,15 +128,41 @@ def load_predictor(model_dir: str | os.PathLike) -> Predictor:
         KeyError,
         TypeError,
     ) as exc:
-        raise InputError(f"{meta_path}: not a valid model.json ({exc!s:.80})") from None
+        raise InputError(
+            f"{meta_path}: not a valid model.json ({_one_line(exc)})"
+        ) from None
     except InputError as exc:
         raise InputError(f"{meta_path}: {exc}") from None
     if not meta.get("complete"):
         raise InputError(f"{model_dir}: training has not finished; rerun it to resume")
+    if not zipfile.is_zipfile(model_path):
+        raise InputError(
+            f"{model_path}: not a Keras model file (a .keras file is a zip archive); "
+            f"{hint}"
+        )
+    return meta, model_path
+
+
+def load_predictor(model_dir: str | os.PathLike) -> Predictor:
+    """Load a trained model folder (``model.keras`` with ``safe_mode=True`` and
+    ``model.json``'s scaler). The folder is checked before Keras is imported.
+
+    Raises:
+        MissingFileError: the folder does not exist.
+        InputError: the folder is not a finished model.
+    """
+    meta, model_path = check_model_folder(model_dir)
+    scaler = TargetScaler.from_dict(meta["scaler"])
+
+    import keras
+
     try:
         model = keras.saving.load_model(model_path, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a damaged file
-        raise InputError(f"{model_path}: cannot load the model ({exc!s:.80})") from None
+        raise InputError(
+            f"{model_path}: cannot load the model ({type(exc).__name__}: "
+            f"{_one_line(exc)})"
+        ) from None
     out_shape = tuple(model.output_shape)
     if tuple(model.input_shape[1:]) != (INPUT_LENGTH, 1) or out_shape[1:] != (
         len(P.TARGET_NAMES),
@@ -212,31 +182,39 @@ def configure_parser(parser) -> None:
     )
     parser.add_argument("input", help="a WAV (or any file soundfile reads)")
     parser.add_argument("-o", "--out", required=True, help="patch JSON to write")
-    parser.add_argument("--wav", default=None, help="also render the patch to this WAV")
-
-
-def _check_json_path(path: str) -> Path:
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise MissingFileError(f"{parent}: output folder does not exist")
-    if p.is_dir():
-        raise InputError(f"{p}: is a folder; give a file name ending in .json")
-    return p
+    parser.add_argument(
+        "--wav",
+        default=None,
+        help="also render the patch to this audio file (.wav, .flac or .ogg)",
+    )
 
 
 def run(args) -> int:
-    from fmlib.audio_io import check_output_path, read_wav, write_wav
+    from fmlib import files
+
+    # Every check before Keras is imported or the model runs.
+    meta, model_path = check_model_folder(args.model_dir)
+    source = files.check_input(args.input, what="audio file")
+    files.check_distinct(
+        {"-o": args.out, "--wav": args.wav},
+        {
+            "input audio": source,
+            "model": model_path,
+            "model's model.json": model_path.with_name("model.json"),
+        },
+    )
+    out = files.check_output(args.out, suffixes=(".json",))
+    wav_out = files.check_output(args.wav, kind="audio") if args.wav else None
+
+    from fmlib.audio_io import read_wav, write_wav
     from fmlib.patch import save_patch
     from fmlib.synth import render
 
-    out = _check_json_path(args.out)
-    wav_out = check_output_path(args.wav) if args.wav else None
-    audio, sample_rate = read_wav(args.input)
+    audio, sample_rate = read_wav(source)
     try:
         x, changes = prepare_audio(audio, sample_rate)
     except InputError as exc:
-        raise InputError(f"{args.input}: {exc}") from None
+        raise InputError(f"{source}: {exc}") from None
     predictor = load_predictor(args.model_dir)
     for change in changes:
         print(f"input: {change}")

@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from fmlib import files
 from fmlib.errors import InputError, MissingFileError
 from fmlib.paths import (
     DATASETS_DIR,
@@ -109,41 +110,23 @@ def run_dirs(*, output_dir: str = "", work_dir: str = "") -> RunDirs:
     )
 
 
-def write_table(df, name: str, *, out_dir: str | os.PathLike, floatfmt: str = ".4g"):
-    """Write a pandas DataFrame as ``<name>.csv`` and ``<name>.md`` (atomically).
+def write_table(df, name: str, *, out_dir: str | os.PathLike):
+    """Write a pandas DataFrame as ``<name>.csv`` and ``<name>.md`` (atomically, in
+    the one number format of :func:`fmlib.files.format_number`).
 
     Returns:
         (csv_path, md_path).
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path = out_dir / f"{name}.csv", out_dir / f"{name}.md"
-    _atomic_text(csv_path, df.to_csv(index=False))
-    _atomic_text(md_path, markdown_table(df, floatfmt=floatfmt) + "\n")
-    return csv_path, md_path
+    return files.write_table(df, out_dir, name)
 
 
-def markdown_table(df, *, floatfmt: str = ".4g") -> str:
-    """GitHub Markdown table of ``df`` (no index), floats formatted by ``floatfmt``."""
-
-    def cell(v: Any) -> str:
-        if isinstance(v, float):
-            return format(v, floatfmt)
-        return str(v)
-
-    header = "| " + " | ".join(str(c) for c in df.columns) + " |"
-    rule = "| " + " | ".join("---" for _ in df.columns) + " |"
-    rows = [
-        "| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(False)
-    ]
-    return "\n".join([header, rule, *rows])
+def markdown_table(df) -> str:
+    """GitHub Markdown table of ``df`` (no index), numbers as every committed table."""
+    return files.markdown_table(df)
 
 
 def _atomic_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return files.write_text(path, text)
 
 
 # --------------------------------------------------------------- notebook helpers
@@ -244,9 +227,7 @@ def evaluation_dir(
 ) -> Path:
     """Folder of one evaluation, keyed by model (hash of its ``model.json``), set and
     limit, so a retrained model or another set never mixes with an old one."""
-    import hashlib
-
-    digest = hashlib.sha256((Path(model_dir) / "model.json").read_bytes()).hexdigest()
+    digest = files.file_sha256(Path(model_dir) / "model.json")
     size = "all" if limit is None else str(int(limit))
     return dirs.evaluations / f"{Path(model_dir).name}-{key}-{size}-{digest[:10]}"
 
@@ -639,6 +620,8 @@ def reproduce(
 
 def write_timings(result: RunResult) -> tuple[Path, Path]:
     """Write ``timings.json`` and ``timings.md`` (seconds per notebook)."""
+    import pandas as pd
+
     total = sum(result.seconds.values())
     doc = {
         "profile": result.profile,
@@ -652,11 +635,15 @@ def write_timings(result: RunResult) -> tuple[Path, Path]:
     lines = [
         f"Profile `{result.profile}` ({os.cpu_count()} CPUs)",
         "",
-        "| notebook | seconds |",
-        "| --- | --- |",
+        files.markdown_table(
+            pd.DataFrame(
+                {
+                    "notebook": [*result.seconds, "total"],
+                    "seconds": [*result.seconds.values(), total],
+                }
+            )
+        ),
     ]
-    lines += [f"| {k} | {v:.1f} |" for k, v in result.seconds.items()]
-    lines += [f"| total | {total:.1f} |"]
     md_path = _atomic_text(result.run_dir / "timings.md", "\n".join(lines) + "\n")
     return json_path, md_path
 

@@ -35,7 +35,6 @@ brass 56-63; flute 72-79; synth_lead 80-87. Unmapped: 55 (orchestra hit), 88-103
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -48,9 +47,9 @@ import numpy as np
 import scipy.signal
 from tqdm import tqdm
 
-from fmlib import paths
+from fmlib import files, paths
 from fmlib.audio_io import read_wav, write_wav
-from fmlib.errors import InputError, MissingFileError
+from fmlib.errors import InputError
 from fmlib.params import DURATION_S, NOTE_OFF_S, SAMPLE_RATE
 
 #: Label written into every note and the folder's README.
@@ -206,10 +205,6 @@ def _note_plan(per_family: int) -> list[dict]:
     return plan
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def build_soundfont_set(
     out_dir: str | os.PathLike = paths.SOUNDFONT_SET_DIR,
     *,
@@ -253,21 +248,37 @@ def build_soundfont_set(
         raise InputError(f"renderer {renderer!r}: valid: fluidsynth, tinysoundfont")
     if renderer == "fluidsynth" and not shutil.which("fluidsynth"):
         raise InputError("fluidsynth is not installed; apt-get install fluidsynth")
-    if not sf_path.is_file():
-        raise MissingFileError(f"{sf_path}: no such SoundFont file")
+    sf_path = files.check_input(sf_path, what="SoundFont file")
     families = tuple(families) if families else tuple(FAMILY_PROGRAMS)
     unknown = sorted(set(families) - set(FAMILY_PROGRAMS))
     if unknown:
         raise InputError(
             f"unknown families {unknown}; valid: {', '.join(FAMILY_PROGRAMS)}"
         )
-    out_dir = Path(out_dir)
+    out_dir = files.check_output(out_dir, kind="folder")
+    stamp = out_dir / "soundfont_set.json"
+    if out_dir.is_dir() and not stamp.is_file():
+        with files.os_errors(out_dir, action="cannot read"):
+            busy = any(out_dir.iterdir())
+        if busy:
+            raise InputError(
+                f"{out_dir}: is not empty and not a SoundFont set (no "
+                "soundfont_set.json); give an empty or new folder for --out"
+            )
+    files.check_distinct(
+        {
+            "the set's " + name: out_dir / name
+            for name in ("soundfont_set.json", "examples.json", "README.md")
+        },
+        {"--soundfont": sf_path},
+    )
     audio_dir = out_dir / "audio"
-    audio_dir.mkdir(parents=True, exist_ok=True)
+    with files.os_errors(out_dir, action="cannot create the folder"):
+        audio_dir.mkdir(parents=True, exist_ok=True)
     how = {
         "label": SOURCE_LABEL,
         "soundfont": sf_path.name,
-        "soundfont_sha256": _sha256(sf_path),
+        "soundfont_sha256": files.file_sha256(sf_path),
         "renderer": renderer,
         "renderer_version": _renderer_version(renderer),
         "render_rate": RENDER_RATE,
@@ -276,7 +287,6 @@ def build_soundfont_set(
         "note_off_s": NOTE_OFF_S,
         "sample_rate": SAMPLE_RATE,
     }
-    stamp = out_dir / "soundfont_set.json"
     if stamp.is_file():
         old = json.loads(stamp.read_text())
         if {k: old.get(k) for k in how} != how:
@@ -311,7 +321,7 @@ def build_soundfont_set(
     left_out = set(info.get("silent_notes_left_out", [])) | set(silent)
     info["silent_notes_left_out"] = sorted(left_out)
     _write_json(stamp, info)
-    (out_dir / "README.md").write_text(_readme(how), encoding="utf-8")
+    files.write_text(out_dir / "README.md", _readme(how))
     return out_dir
 
 
@@ -326,9 +336,7 @@ def _renderer_version(renderer: str) -> str:
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    files.write_json(path, obj, sort_keys=True)
 
 
 def _readme(how: dict) -> str:

@@ -35,8 +35,6 @@ f > 24 kHz appears at |f - 48k * round(f / 48k)|, so 24-40 kHz lands in 8-24 kHz
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -380,40 +378,27 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def run(args: argparse.Namespace) -> int:
+    from fmlib import files
     from fmlib.dataset import open_dataset
     from fmlib.plots import save_figure
     from fmlib.reproduce import write_table
 
-    ds = open_dataset(args.dataset)
-    out = Path(args.out) if args.out else ds.path / "stats"
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder; give a folder for --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(
-            f"{out}: cannot create the output folder ({exc.strerror})"
-        ) from None
+    data = files.check_input(args.dataset, kind="folder", what="dataset folder")
+    out = Path(args.out) if args.out else data / "stats"
+    files.check_output(out, kind="folder")
+    files.check_distinct({"--out": out}, {"dataset": data})
+    ds = open_dataset(data)
     table = proportions(ds.params)
     notes = aliasing_notes(ds.params, measure=not args.no_measure)
     report = aliasing_summary(notes)
     write_table(table, "dataset_proportions", out_dir=out)
     write_table(report, "dataset_aliasing", out_dir=out)
-    notes_path = out / "dataset_aliasing_notes.csv"
-    tmp = notes_path.with_name(f".{notes_path.name}.tmp")
-    notes.to_csv(tmp, index=False)
-    os.replace(tmp, notes_path)
+    files.write_text(out / "dataset_aliasing_notes.csv", notes.to_csv(index=False))
     fig_path = save_figure(
         histogram_figure(ds.params), "dataset_histograms", out_dir=out, show=False
     )
-    _write_json(
+    files.write_json(
         out / "dataset_stats.json",
         {
             "dataset": str(ds.path),

@@ -17,7 +17,7 @@ A model folder holds::
     table4_last_epochs.{csv,md}, table5_test_metrics.{csv,md},
     per_parameter_mae.{csv,md}, carrier_cents.{csv,md}, results.json,
     test_predictions.csv, fig10_mse.png, fig11_mae.png
-    train.lock         the pid of the process training into the folder (while it runs)
+    .lock              locked (flock) by the process training into the folder
     checkpoint/        last epoch's model + optimizer, best weights, early-stopping
                        state; removed once training is complete
 
@@ -30,6 +30,7 @@ uninterrupted one.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import platform
@@ -40,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from fmlib import files
 from fmlib import params as P
 from fmlib.errors import InputError, MissingFileError
 from fmlib.model import (
@@ -127,16 +129,8 @@ def load_split(model_dir: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 # --------------------------------------------------------------------------- helpers
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+_write_json = files.write_json
+_write_text = files.write_text
 
 
 def _versions() -> dict[str, str]:
@@ -272,14 +266,13 @@ def _callbacks_module():
 
         def on_epoch_end(self, epoch, logs=None):
             self.seconds += float((logs or {}).get("seconds", 0.0))
-            self.folder.mkdir(parents=True, exist_ok=True)
             if self.es.best_epoch == epoch:
-                tmp = self.folder / ".best-tmp.weights.h5"
-                self.model.save_weights(tmp)
-                os.replace(tmp, self.folder / "best.weights.h5")
-            tmp = self.folder / ".last-tmp.keras"
-            self.model.save(tmp)
-            os.replace(tmp, self.folder / "last.keras")
+                best = self.folder / "best.weights.h5"
+                with files.atomic_path(best, suffix=".weights.h5") as tmp:
+                    self.model.save_weights(tmp)
+            last = self.folder / "last.keras"
+            with files.atomic_path(last, suffix=".keras") as tmp:
+                self.model.save(tmp)
             state = {
                 "epoch": int(epoch),
                 "wait": int(self.es.wait),
@@ -303,45 +296,9 @@ def _truncate_history(path: Path, n_epochs: int) -> None:
     if not rows:
         return
     keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < n_epochs]
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows(keep)
-    os.replace(tmp, path)
-
-
-LOCK_FILE = "train.lock"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _check_lock(out_dir: Path) -> None:
-    """Raise when another live process is training into ``out_dir``."""
-    lock = out_dir / LOCK_FILE
-    try:
-        pid = int(json.loads(lock.read_text())["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pid = None
-    if pid is not None and pid != os.getpid() and _pid_alive(pid):
-        raise InputError(
-            f"{out_dir}: process {pid} is training into this folder; wait for it to "
-            f"finish (or stop it, then rerun to resume)"
-        )
-
-
-def _acquire_lock(out_dir: Path) -> Path:
-    """Mark ``out_dir`` as being trained by this process (after :func:`_check_lock`)."""
-    _check_lock(out_dir)
-    lock = out_dir / LOCK_FILE
-    _write_json(lock, {"pid": os.getpid()})
-    return lock
+    buf = io.StringIO(newline="")
+    csv.writer(buf).writerows(keep)
+    files.write_text(path, buf.getvalue())
 
 
 # --------------------------------------------------------------------------- training
@@ -378,16 +335,28 @@ def train(
     """
     config = merge_config(config)
     dataset = _open(dataset_dir)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = files.check_output(out_dir, kind="folder")
+    files.check_distinct({"--out": out_dir}, {"dataset": dataset.path})
     ident = _identity(config, seed, limit, dataset)
-    lock = _acquire_lock(out_dir)
+    created = files.make_parents(out_dir / MODEL_JSON)
     try:
-        return _train_locked(
-            dataset, dataset_dir, out_dir, config, ident, seed, limit, force, verbose
-        )
-    finally:
-        lock.unlink(missing_ok=True)
+        with files.folder_lock(out_dir, command="train"):
+            return _train_locked(
+                dataset,
+                dataset_dir,
+                out_dir,
+                config,
+                ident,
+                seed,
+                limit,
+                force,
+                verbose,
+            )
+    except InputError:
+        if created:  # refused before any work: leave nothing behind
+            (out_dir / files.LOCK_NAME).unlink(missing_ok=True)
+            files.remove_empty_folders(created)
+        raise
 
 
 def _train_locked(
@@ -501,9 +470,8 @@ def _train_locked(
     elif config["restore_best_weights"] and es.resume_best_weights is not None:
         model.set_weights(es.resume_best_weights)
 
-    tmp = out_dir / ".model-tmp.keras"
-    model.save(tmp)
-    os.replace(tmp, out_dir / MODEL_FILE)
+    with files.atomic_path(out_dir / MODEL_FILE, suffix=".keras") as tmp:
+        model.save(tmp)
 
     t0 = time.perf_counter()
     results = write_results(
@@ -564,9 +532,11 @@ def ensure_model(
             print(f"reusing model: {out_dir / MODEL_FILE}")
             return out_dir
         if diffs:
-            _check_lock(out_dir)
-            print(f"{out_dir}: settings changed ({', '.join(diffs[:5])}); retraining")
-            _clear(out_dir)
+            with files.folder_lock(out_dir, command="train"):
+                print(
+                    f"{out_dir}: settings changed ({', '.join(diffs[:5])}); retraining"
+                )
+                _clear(out_dir)
     return train(
         dataset_dir,
         out_dir,
@@ -579,28 +549,9 @@ def ensure_model(
 
 
 # --------------------------------------------------------------------------- results
-def _markdown(df, *, floatfmt: str = ".4f") -> str:
-    cols = list(df.columns)
-    lines = [
-        "| " + " | ".join(cols) + " |",
-        "|" + "|".join(" --- " for _ in cols) + "|",
-    ]
-    for row in df.itertuples(index=False):
-        cells = []
-        for v in row:
-            if isinstance(v, float | np.floating):
-                cells.append(format(float(v), floatfmt))
-            else:
-                cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _save_table(df, out_dir: Path, stem: str, *, floatfmt: str = ".4f") -> None:
-    tmp = out_dir / f".{stem}.csv.tmp"
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, out_dir / f"{stem}.csv")
-    _write_text(out_dir / f"{stem}.md", _markdown(df, floatfmt=floatfmt))
+def _save_table(df, out_dir: Path, stem: str) -> None:
+    """``STEM.csv`` and ``STEM.md`` through :func:`fmlib.files.write_table`."""
+    files.write_table(df, out_dir, stem)
 
 
 def pooled_metrics(predicted, truth) -> dict[str, float]:
@@ -686,13 +637,11 @@ def write_results(
             ],
         }
     )
-    _save_table(cents_df, out_dir, "carrier_cents", floatfmt=".1f")
+    _save_table(cents_df, out_dir, "carrier_cents")
 
     pred_df = pd.DataFrame(raw, columns=list(P.TARGET_NAMES))
     pred_df.insert(0, "note", test)
-    tmp = out_dir / ".test_predictions.csv.tmp"
-    pred_df.to_csv(tmp, index=False)
-    os.replace(tmp, out_dir / "test_predictions.csv")
+    files.write_text(out_dir / "test_predictions.csv", pred_df.to_csv(index=False))
 
     _plot_history(history, out_dir)
     results = {
@@ -730,10 +679,11 @@ def _plot_history(history, out_dir: Path) -> None:
         ax.legend()
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        tmp = out_dir / f".{stem}.tmp.png"
-        fig.savefig(tmp, dpi=120)
-        plt.close(fig)
-        os.replace(tmp, out_dir / f"{stem}.png")
+        try:
+            with files.atomic_path(out_dir / f"{stem}.png", suffix=".png") as tmp:
+                fig.savefig(tmp, dpi=120, format="png")
+        finally:
+            plt.close(fig)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -770,11 +720,18 @@ def run(args) -> int:
             overrides[key] = value
     if args.limit is not None and args.limit < 3:
         raise InputError(f"--limit: {args.limit} is not valid; use >= 3 notes")
-    if not Path(args.data).is_dir():
-        raise MissingFileError(f"{args.data}: no such dataset folder")
+    if args.seed < 0:
+        raise InputError(f"--seed: {args.seed} is not valid; use an integer >= 0")
+    # Every path checked before Keras is imported.
+    data = files.check_input(args.data, kind="folder", what="dataset folder")
+    out = files.check_output(args.out, kind="folder")
+    files.check_distinct({"--out": out}, {"--data": data})
+    if (out / "manifest.json").exists():
+        raise InputError(f"{out}: is a dataset folder; give a folder for the model")
+    _open(data)  # a damaged dataset is refused here, before any work
     ensure_model(
-        args.data,
-        args.out,
+        data,
+        out,
         config=overrides or None,
         seed=args.seed,
         force=args.force,

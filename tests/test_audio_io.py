@@ -29,13 +29,15 @@ def test_audio_beyond_one_is_written_as_float_not_clipped(tmp_path, rng):
 
 
 def test_write_wav_errors(tmp_path):
-    with pytest.raises(MissingFileError, match="output folder does not exist"):
-        write_wav(tmp_path / "no" / "a.wav", np.zeros(10), 16_000)
+    with pytest.raises(InputError, match="'.mp3' is not a valid output extension"):
+        write_wav(tmp_path / "a.mp3", np.zeros(10), 16_000)
     with pytest.raises(InputError, match="is a folder"):
         write_wav(tmp_path, np.zeros(10), 16_000)
     with pytest.raises(InputError, match="NaN"):
         write_wav(tmp_path / "nan.wav", np.array([0.0, np.nan]), 16_000)
     assert list(tmp_path.iterdir()) == []
+    write_wav(tmp_path / "new" / "a.wav", np.zeros(10), 16_000)  # parents created
+    assert (tmp_path / "new" / "a.wav").is_file()
     assert check_output_path(tmp_path / "ok.wav") == tmp_path / "ok.wav"
 
 

@@ -138,11 +138,11 @@ def test_bad_patch_leaves_an_existing_output_untouched(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "text"),
     [
-        (["render", "{tmp}/nope.json", "-o", "{tmp}/out.wav"], "no such patch file"),
         (
-            ["render", "{ex}", "-o", "{tmp}/no/such/folder/out.wav"],
-            "folder does not exist",
+            ["render", "{tmp}/nope.json", "-o", "{tmp}/out.wav"],
+            "no such patch JSON file",
         ),
+        (["render", "{ex}", "-o", "{ex}/out.wav"], "not a folder"),
         (["render", "{ex}", "-o", "{tmp}"], "is a folder"),
         (["render", "{ex}", "-o", "{tmp}/out.wav", "--duration", "0"], "duration_s"),
         (["render", "{ex}", "-o", "{tmp}/out.wav", "--duration", "-2"], "duration_s"),
@@ -211,15 +211,16 @@ def test_bad_patch_file_subprocess(tmp_path, case):
     assert not out.exists()
 
 
-def test_missing_input_and_missing_output_folder_subprocess(tmp_path):
+def test_missing_input_and_new_output_folder_subprocess(tmp_path):
     result = run_cli(
         "render", str(tmp_path / "nope.json"), "-o", str(tmp_path / "o.wav")
     )
     assert_one_line_error(result.returncode, result.stderr)
-    result = run_cli("render", str(EXAMPLE), "-o", str(tmp_path / "missing" / "o.wav"))
-    assert_one_line_error(result.returncode, result.stderr)
-    assert "folder does not exist" in result.stderr
     assert list(tmp_path.iterdir()) == []
+    # policy (docs/FILES.md): missing parent folders of an output are created
+    result = run_cli("render", str(EXAMPLE), "-o", str(tmp_path / "new" / "o.wav"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "new" / "o.wav").is_file()
 
 
 BRIGHT = {

@@ -291,7 +291,7 @@ def test_cli_unwritable_outputs(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     code, err = _cli(["--n", 2, "--out", blocker / "ds"], capsys)  # parent is a file
-    assert code == 2 and "cannot create" in err and err.count("\n") == 1
+    assert code == 2 and "cannot write" in err and err.count("\n") == 1
     code, err = _cli(["--n", 2, "--out", blocker], capsys)
     assert code == 2 and "not a folder" in err
     stranger = tmp_path / "busy"
@@ -354,3 +354,23 @@ def test_ensure_regenerates_a_dataset_of_another_renderer(tmp_path, monkeypatch)
     assert fresh.verify() == []
     patch = patch_from_vector(fresh.vectors()[0], algorithm="dx7_18")
     np.testing.assert_array_equal(fresh.read([0])[0], fmlib.render(patch))
+
+
+def test_required_bytes_is_exact_for_the_shards(tmp_path):
+    out = D.generate_dataset(
+        tmp_path / "ds", n=5, seed=0, workers=1, shard_size=2, progress=False
+    )
+    shards = sum(f.stat().st_size for f in (out / "audio").iterdir())
+    assert shards == 2 * D._npy_size(2) + D._npy_size(1)
+    need = D.required_bytes(n=5, shard_size=2)
+    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    assert shards < total <= need < shards + 5 * 1024 + 8192
+
+
+def test_generate_refuses_when_the_disk_is_too_small(tmp_path, monkeypatch):
+    from fmlib import files
+
+    monkeypatch.setattr(files, "free_bytes", lambda path: 10 * 2**20)
+    with pytest.raises(InputError, match=r"100 notes need 24\.5 MiB .* 10\.0 MiB"):
+        D.generate_dataset(tmp_path / "ds", n=100, seed=0, workers=1, progress=False)
+    assert list(tmp_path.iterdir()) == []

@@ -144,11 +144,50 @@ def test_valid_patch_fields():
     assert patch_from_dict(p) is p
 
 
-def test_missing_algorithm_defaults_to_dx7_18_and_extra_keys_are_ignored():
+def test_missing_algorithm_defaults_to_dx7_18():
     d = edited(("algorithm",), delete=True)
-    d["name"] = "brass"
-    d["envelope"]["comment"] = "ignored"
     assert patch_from_dict(d).algorithm == "dx7_18"
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "message"),
+    [
+        ((), "name", "name: unknown key; valid keys: algorithm, carrier_hz"),
+        ((), "carrier", "carrier: unknown key; did you mean 'carrier_hz'?"),
+        ((), "levle", "levle: unknown key; did you mean 'level'?"),
+        (
+            ("envelope",),
+            "atack_s",
+            "envelope.atack_s: unknown key; did you mean 'attack_s'?",
+        ),
+        (
+            ("envelope",),
+            "comment",
+            "envelope.comment: unknown key; valid keys: "
+            "attack_s, decay_s, sustain, release_s",
+        ),
+        (
+            ("modulators", 2),
+            "ratoi",
+            "modulators[2] (M3).ratoi: unknown key; did you mean 'ratio'?",
+        ),
+    ],
+)
+def test_unknown_key_is_refused_naming_the_closest_valid_key(where, key, message):
+    d = edited(("algorithm",), "dx7_18")
+    target = d
+    for k in where:
+        target = target[k]
+    target[key] = 1.0
+    with pytest.raises(InputError) as info:
+        patch_from_dict(d)
+    assert str(info.value).startswith(message)
+
+
+def test_level_is_a_valid_top_level_key():
+    d = edited(("algorithm",), "dx7_18")
+    d["level"] = 0.5
+    assert patch_from_dict(d).level == 0.5
 
 
 @pytest.mark.parametrize(
@@ -214,8 +253,10 @@ def test_save_patch_rejects_bad_patch_and_missing_folder(tmp_path):
     with pytest.raises(InputError, match="carrier_hz"):
         save_patch(edited(("carrier_hz",), -1.0), tmp_path / "p.json")
     assert not (tmp_path / "p.json").exists()
-    with pytest.raises(MissingFileError, match="output folder does not exist"):
-        save_patch(VALID, tmp_path / "missing" / "p.json")
+    with pytest.raises(InputError, match="is a folder"):
+        save_patch(VALID, tmp_path)
+    save_patch(VALID, tmp_path / "new" / "p.json")  # missing parents are created
+    assert load_patch(tmp_path / "new" / "p.json") == patch_from_dict(VALID)
 
 
 @pytest.mark.parametrize(
@@ -274,7 +315,7 @@ def test_load_patch_rejects_a_huge_integer(tmp_path):
 
 
 def test_load_patch_missing_file(tmp_path):
-    with pytest.raises(MissingFileError, match="no such patch file"):
+    with pytest.raises(MissingFileError, match="no such patch JSON file"):
         load_patch(tmp_path / "nope.json")
     with pytest.raises(FileNotFoundError):  # the standard type, for library callers
         load_patch(tmp_path / "nope.json")

@@ -75,7 +75,9 @@ def test_predictor_vectors_and_patches(model_dir):
     audio = np.stack([_sine(f, 16_000, 4.0) for f in (220.0, 880.0, 1760.0)])
     raw = p.predict_vectors(audio)
     assert raw.shape == (3, 15) and raw.dtype == np.float64
-    np.testing.assert_array_equal(p.predict_vectors(audio[1]), raw[1:2])
+    # TensorFlow's CPU kernels do not promise bit-equality across batch shapes or
+    # thread schedules (1.6e-8 relative seen on an AMD EPYC): compare with a tolerance.
+    np.testing.assert_allclose(p.predict_vectors(audio[1]), raw[1:2], rtol=1e-5)
     patches = p.predict_patches(audio)
     assert len(patches) == 3
     for patch in patches:
@@ -120,6 +122,13 @@ def test_predict_cli_bad_inputs_exit_2_without_output(model_dir, tmp_path, capsy
     broken.mkdir()
     (broken / "model.json").write_text((model_dir / "model.json").read_text())
     (broken / "model.keras").write_bytes(b"garbage")
+    junk_zip = tmp_path / "junk-zip-model"
+    junk_zip.mkdir()
+    (junk_zip / "model.json").write_text((model_dir / "model.json").read_text())
+    import zipfile
+
+    with zipfile.ZipFile(junk_zip / "model.keras", "w") as z:
+        z.writestr("config.json", "{}")
     out = tmp_path / "patch.json"
     cases = [
         (model_dir, tmp_path / "missing.wav", "no such audio file"),
@@ -128,7 +137,9 @@ def test_predict_cli_bad_inputs_exit_2_without_output(model_dir, tmp_path, capsy
         (model_dir, silent, "silent"),
         (tmp_path / "no-model", good, "no such model folder"),
         (not_model, good, "not a model folder"),
-        (broken, good, "cannot load the model"),
+        (broken, good, "not a Keras model file"),
+        (junk_zip, good, "cannot load the model"),
+        (model_dir, tmp_path, "is a folder; expected an audio file"),
     ]
     for model, wav, message in cases:
         assert main(["predict", str(model), str(wav), "-o", str(out)]) == 2, message
@@ -136,9 +147,7 @@ def test_predict_cli_bad_inputs_exit_2_without_output(model_dir, tmp_path, capsy
         assert err.startswith("error: ") and message in err, err
         assert len(err.strip().splitlines()) == 1
         assert not out.exists()
-    assert (
-        main(["predict", str(model_dir), str(good), "-o", "/no/such/dir/p.json"]) == 2
-    )
+    assert main(["predict", str(model_dir), str(good), "-o", f"{good}/p.json"]) == 2
 
 
 def test_load_predictor_errors(tmp_path):

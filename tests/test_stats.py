@@ -152,4 +152,6 @@ def test_stats_command_writes_every_file(tmp_path, capsys):
 def test_stats_command_bad_folder(tmp_path, capsys):
     assert main(["stats", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "no dataset here" in err
+    assert err.startswith("error: ") and "no such dataset folder" in err
+    assert main(["stats", str(tmp_path)]) == 2  # a folder, but no dataset
+    assert "no dataset here" in capsys.readouterr().err

@@ -99,7 +99,7 @@ def test_tiny_run_trains_and_writes_every_result(trained, dataset_dir):
     truth = v[preds["note"].to_numpy()]
     m = T.pooled_metrics(preds.drop(columns="note").to_numpy(), truth)
     np.testing.assert_allclose(t5["ours"], [m["RMSE"], m["MSE"], m["MAE"]], rtol=1e-9)
-    assert (trained / "table5_test_metrics.md").read_text().startswith("| metric |")
+    assert (trained / "table5_test_metrics.md").read_text().startswith("| metric")
     assert (trained / "fig10_mse.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -111,7 +111,7 @@ def test_saved_model_predicts_like_the_trained_one(trained, dataset_dir):
     audio = open_dataset(dataset_dir).read(preds["note"].to_numpy())
     p1 = load_predictor(trained).predict_vectors(audio)
     p2 = load_predictor(trained).predict_vectors(audio)
-    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_allclose(p1, p2, rtol=1e-5, atol=1e-6)  # TF: no bitwise promise
     np.testing.assert_allclose(p1, preds.drop(columns="note").to_numpy(), rtol=1e-5)
 
 
@@ -169,14 +169,26 @@ def test_a_folder_being_trained_by_a_live_process_is_refused(dataset_dir, tmp_pa
 
     out = tmp_path / "busy"
     out.mkdir()
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from fmlib import files\n"
+            "with files.folder_lock(sys.argv[1], command='train'):\n"
+            "    print('locked', flush=True); time.sleep(60)\n",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        (out / T.LOCK_FILE).write_text(json.dumps({"pid": sleeper.pid}))
-        with pytest.raises(InputError, match=f"process {sleeper.pid} is training"):
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(InputError, match="another train run is writing"):
             T.ensure_model(dataset_dir, out, config={**TINY, "epochs": 1}, seed=0)
     finally:
-        sleeper.kill()
-        sleeper.wait()
-    # a stale lock (dead process) is ignored, and removed when training ends
+        holder.kill()
+        holder.wait()
+    # the kernel released the killed process's lock
     T.ensure_model(dataset_dir, out, config={**TINY, "epochs": 1}, seed=0, verbose=0)
-    assert T.is_complete(out) and not (out / T.LOCK_FILE).exists()
+    assert T.is_complete(out)
