@@ -201,7 +201,7 @@ def test_every_notebook_runs_on_the_smoke_profile(tmp_path, nsynth_dev_dir):
     )
     assert result.failed is None, str(result.failed)
     run_dir = runs / "smoke"
-    assert len(result.seconds) == 5
+    assert len(result.seconds) == 6
     for name in result.seconds:
         nb = nbformat.read(run_dir / name, as_version=4)
         errors = [
@@ -230,6 +230,7 @@ def test_every_notebook_runs_on_the_smoke_profile(tmp_path, nsynth_dev_dir):
         "fig10_mse.png",
         "fig11_mae.png",
         "resynthesis_spectrograms.png",
+        "sound_matching_spectrograms.png",
     } <= figures
     tables = out / "tables"
 
@@ -262,4 +263,15 @@ def test_every_notebook_runs_on_the_smoke_profile(tmp_path, nsynth_dev_dir):
     # the 440 Hz baseline on real NSynth notes sits near the paper's (calibration)
     assert np.allclose(vs["ours_baseline"], vs["paper_baseline"], rtol=0.1)
     assert (work / "models" / "cnn-smoke" / "model.keras").is_file()
+
+    # 06: match next to the paper CNN and the baselines, 12 dev notes
+    cmp = table("sound_matching_nsynth-dev", index_col=0)
+    assert {"paper_cnn", "match", "sine_440", "sine_pitch_env", "const_patch"} <= set(
+        cmp.columns
+    )
+    assert cmp.loc["Notes", "match"] == 12
+    lm = cmp.loc["Log Mel (raw)"]
+    # even at the smoke budget the match beats the 440 Hz sine and the paper CNN
+    assert lm["match"] < lm["paper_cnn"] and lm["match"] < lm["sine_440"]
+    assert len(table("sound_matching_nsynth-dev_families")) == 11
     assert _snapshot() == before, "the smoke run touched the committed results"
