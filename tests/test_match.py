@@ -212,12 +212,6 @@ def test_round_trip_result_fields(round_trips):
         assert fmlib.patch_from_dict(r.patch.to_dict()) == r.patch  # valid, saved
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the search overshoots its budget by up to a generation and a ratio "
-    "pass: 88 renders for 50 at 909f5b7; 58 for 50 and 118 for 100 at a4537e2. "
-    "Remove this mark once match_note stops at the budget.",
-)
 @pytest.mark.parametrize("budget", [MIN_BUDGET, 100, 300])
 def test_budget_bounds_the_renders(budget):
     """The budget counts candidate timbres rendered (fmlib.match docstring)."""
