@@ -443,3 +443,188 @@ def alias_table(
             for h in heard
         ]
     return table
+
+
+# ----------------------------------------------------------------- listening
+#: C:M listening examples: (label, ratio f_m / f_c), harmonic first.
+CM_EXAMPLES: tuple[tuple[str, float], ...] = (
+    ("1:1, every harmonic (brassy)", 1.0),
+    ("1:2, odd harmonics (clarinet-like)", 2.0),
+    ("1:3, harmonics 1, 2, 4, 5, 7, ... (every third missing)", 3.0),
+    ("1:1.4142, inharmonic (bell)", math.sqrt(2)),
+    ("1:3.5, inharmonic (metallic)", 3.5),
+)
+
+
+# ----------------------------------------------------------------- plots
+def plot_pm_vs_fm(
+    axes,
+    *,
+    carrier_hz: float = 1000.0,
+    modulator_hz: float = 250.0,
+    beta: float = 2.0,
+    offset: float = 0.2,
+    sample_rate: int = P.RENDER_SAMPLE_RATE,
+):
+    """Three panels: PM and FM (deviation beta f_m) on top of each other, fmlib's
+    own render on the same curve, and the spectra with a DC offset added to the
+    modulator (PM keeps its lines, FM moves them by deviation x offset).
+
+    Args:
+        axes: Three matplotlib Axes.
+
+    Returns:
+        ``axes``.
+    """
+    from fmlib.plots import COLORS, plot_spectrum
+
+    t = np.arange(sample_rate) / sample_rate
+    pm = pm_signal(t, carrier_hz=carrier_hz, modulator_hz=modulator_hz, beta=beta)
+    deviation = beta * modulator_hz
+    fm = fm_signal(
+        t, carrier_hz=carrier_hz, modulator_hz=modulator_hz, deviation_hz=deviation
+    )
+    ours = steady_tone(beta, carrier_hz=carrier_hz, ratio=modulator_hz / carrier_hz)
+    window = slice(int(0.1 * sample_rate), int(0.108 * sample_rate))
+    ax0, ax1, ax2 = axes
+    ax0.plot(t[window] * 1e3, pm[window], color=COLORS["carrier"], lw=2.5, label="PM")
+    ax0.plot(
+        t[window] * 1e3, fm[window], color="k", lw=1, ls="--", label="FM, dev = β f_m"
+    )
+    t16 = np.arange(ours.size) / P.SAMPLE_RATE
+    w16 = (t16 >= 0.1) & (t16 < 0.108)
+    ax0.plot(t16[w16] * 1e3, ours[w16], "o", ms=3, color=COLORS["modulator"])
+    ax0.plot([], [], "o", ms=3, color=COLORS["modulator"], label="fmlib.render")
+    ax0.set_xlabel("time (ms)")
+    ax0.set_title(f"PM (β={beta:g}) = FM (deviation {deviation:g} Hz)")
+    ax0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=8)
+    inst = carrier_hz + deviation * np.cos(2 * np.pi * modulator_hz * t)
+    ax1.plot(t[: sample_rate // 100] * 1e3, inst[: sample_rate // 100], color="k")
+    ax1.axhline(carrier_hz, color=COLORS["baseline"], ls=":")
+    ax1.set_xlabel("time (ms)")
+    ax1.set_ylabel("instantaneous frequency (Hz)")
+    ax1.set_title("f(t) = f_c + β f_m cos(2π f_m t)")
+    kw = {"carrier_hz": carrier_hz, "modulator_hz": modulator_hz, "offset": offset}
+    plot_spectrum(
+        ax2,
+        pm_signal(t, beta=beta, **kw),
+        sample_rate=sample_rate,
+        max_hz=2.5 * carrier_hz,
+        color=COLORS["carrier"],
+        label=f"PM + offset {offset:g}",
+    )
+    plot_spectrum(
+        ax2,
+        fm_signal(t, deviation_hz=deviation, **kw),
+        sample_rate=sample_rate,
+        max_hz=2.5 * carrier_hz,
+        color="k",
+        label=f"FM + offset {offset:g}",
+    )
+    ax2.set_ylim(-80, 5)
+    ax2.set_title(f"DC offset: FM detunes by {deviation * offset:g} Hz, PM does not")
+    ax2.legend(loc="upper right", fontsize=8)
+    return axes
+
+
+def plot_bessel_levels(ax, table, *, max_order: int = 5, db: bool = True):
+    """|J_n(beta)| curves for n = 0..max_order against beta, with the measured
+    levels of ``table`` (from :func:`sideband_table`) as dots, n >= 0 only.
+
+    Args:
+        db: Plot in dB (floor -60 dB): the small sidebands a listener hears appear.
+
+    Returns:
+        ``ax``.
+    """
+    top = float(table["beta"].max()) * 1.1 or 1.0
+    b = np.linspace(0.0, top, 400)
+
+    def level(x):
+        x = np.asarray(x, dtype=np.float64)
+        return 20 * np.log10(np.maximum(x, 1e-3)) if db else x
+
+    for n in range(max_order + 1):
+        (line,) = ax.plot(b, level(np.abs(scipy.special.jv(n, b))), lw=1)
+        pts = table[table["n"] == n]
+        ax.plot(
+            pts["beta"],
+            level(pts["measured"]),
+            "o",
+            color=line.get_color(),
+            label=f"n={n}",
+        )
+    ax.set_xlabel("modulation index β (rad)")
+    ax.set_ylabel("sideband level (dB)" if db else "sideband amplitude")
+    if db:
+        ax.set_ylim(-60, 3)
+    ax.set_title("lines: |J_n(β)|; dots: measured on fmlib's render")
+    ax.legend(ncol=3, fontsize=8)
+    return ax
+
+
+def plot_bandwidth(
+    ax, audio: np.ndarray, *, beta: float, carrier_hz: float, modulator_hz: float
+):
+    """Spectrum of a steady tone with the band holding 98 % of its power and
+    Carson's band 2 (beta + 1) f_m shaded around the carrier.
+
+    Returns:
+        ``ax``.
+    """
+    from fmlib.plots import COLORS, plot_spectrum
+
+    measured = measured_bandwidth(
+        audio, carrier_hz=carrier_hz, modulator_hz=modulator_hz
+    )
+    carson = carson_bandwidth(beta, modulator_hz)
+    plot_spectrum(ax, audio, max_hz=2 * carrier_hz, color="k")
+    ax.axvspan(
+        carrier_hz - carson / 2,
+        carrier_hz + carson / 2,
+        color=COLORS["theory"],
+        alpha=0.15,
+        label=f"Carson 2(β+1)f_m = {carson:g} Hz",
+    )
+    for edge in (carrier_hz - measured / 2, carrier_hz + measured / 2):
+        ax.axvline(edge, color=COLORS["carrier"], ls="--", lw=1)
+    ax.plot([], [], "--", color=COLORS["carrier"], label=f"98 % power: {measured:g} Hz")
+    ax.set_ylim(-80, 5)
+    ax.set_title(f"β = {beta:g}, f_m = {modulator_hz:g} Hz")
+    ax.legend(loc="upper right", fontsize=8)
+    return ax
+
+
+def plot_aliases(ax, audio: np.ndarray, table):
+    """Spectrum of a rendered tone with every sideband that sounds marked where it
+    should (not aliased: green) or where it folded to (aliased: red, labelled with
+    its true frequency).
+
+    Args:
+        table: :func:`alias_table` of the same tone.
+
+    Returns:
+        ``ax``.
+    """
+    from fmlib.plots import COLORS, plot_spectrum
+
+    plot_spectrum(ax, audio, max_hz=P.SAMPLE_RATE / 2, color="k")
+    for row in table.dropna(subset=["heard_hz"]).itertuples():
+        color = COLORS["carrier"] if row.aliased else COLORS["theory"]
+        level = 20 * np.log10(max(row.bessel_abs, 1e-6))
+        ax.plot(row.heard_hz, level, "v", color=color, ms=8)
+        if row.aliased:
+            ax.annotate(
+                f"n={row.n}: {row.true_hz / 1000:g} kHz",
+                (row.heard_hz, level),
+                xytext=(0, 10),
+                textcoords="offset points",
+                ha="center",
+                fontsize=8,
+                color=color,
+            )
+    ax.plot([], [], "v", color=COLORS["theory"], label="sideband where it belongs")
+    ax.plot([], [], "v", color=COLORS["carrier"], label="alias (folded at 48 kHz)")
+    ax.set_ylim(-80, 10)
+    ax.legend(loc="lower right", fontsize=8)
+    return ax
