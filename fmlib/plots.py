@@ -605,6 +605,33 @@ def plot_hadamard(
     return fig
 
 
+def most_active_filter(layer, x: np.ndarray) -> dict[str, object]:
+    """The filter of a Conv1D layer (first input channel) whose output on ``x`` peaks
+    highest, to show in :func:`plot_hadamard` (a trained layer's first filter may be
+    silent on a given excerpt).
+
+    Args:
+        layer: A ``keras.layers.Conv1D`` with weights (built or trained).
+        x: Input samples, shape (n,), n >= the kernel size.
+
+    Returns:
+        ``{"filter": index, "kernel": (k,) float32, "bias": float, "stride": int}``.
+    """
+    kernel, bias = layer.get_weights()
+    stride = int(layer.strides[0])
+    peaks = [
+        conv1d_valid(x, kernel[:, 0, f], stride=stride, bias=float(bias[f])).max()
+        for f in range(kernel.shape[2])
+    ]
+    f = int(np.argmax(peaks))
+    return {
+        "filter": f,
+        "kernel": kernel[:, 0, f],
+        "bias": float(bias[f]),
+        "stride": stride,
+    }
+
+
 def layer_rows(model) -> list[dict[str, object]]:
     """One description per layer of a Keras model, in order.
 

@@ -13,6 +13,7 @@ from fmlib.model import N_TARGETS, PAPER_CONFIG, build_model
 from fmlib.plots import (
     conv1d_valid,
     layer_rows,
+    most_active_filter,
     plot_feature_extractor,
     plot_hadamard,
     plot_regressor,
@@ -129,3 +130,16 @@ def test_figure_6_works_out_one_output_by_hand():
         plot_hadamard(x, kernel, stride=2, position=3)
     with pytest.raises(InputError, match="taps"):
         plot_hadamard(x[:2], kernel, stride=1)
+
+
+def test_most_active_filter(model, rng):
+    layer = model.get_layer("extractor1")
+    x = rng.standard_normal(40)
+    pick = most_active_filter(layer, x)
+    kernel, bias = layer.get_weights()
+    peaks = [
+        conv1d_valid(x, kernel[:, 0, f], stride=2, bias=bias[f]).max()
+        for f in range(16)
+    ]
+    assert pick["filter"] == int(np.argmax(peaks)) and pick["stride"] == 2
+    np.testing.assert_array_equal(pick["kernel"], kernel[:, 0, pick["filter"]])
