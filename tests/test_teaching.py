@@ -210,3 +210,25 @@ def test_two_operator_patch_uses_only_m1():
         steady_tone(2.4, carrier_hz=500.0, ratio=2.0, duration_s=0.5),
         render(patch, duration_s=0.5, note_off_s=1.5),
     )
+
+
+def test_notebook_01_has_exercises_with_collapsed_solutions():
+    import nbformat
+
+    from fmlib.paths import NOTEBOOKS_DIR
+
+    nb = nbformat.read(NOTEBOOKS_DIR / "01_synth_exploration.ipynb", as_version=4)
+    exercises = [c for c in nb.cells if "**Exercise " in c.source]
+    assert len(exercises) >= 3
+    for ex in exercises:
+        i = nb.cells.index(ex)
+        solution = nb.cells[i + 1 : i + 3]  # the worked answer, then its code
+        assert [c.cell_type for c in solution] == ["markdown", "code"]
+        for c in solution:
+            assert c.metadata["jupyter"]["source_hidden"] is True
+            assert "solution" in c.metadata["tags"]
+        assert solution[1].metadata["jupyter"]["outputs_hidden"] is True
+    # the lesson's sections
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    for section in ("Phase modulation", "Carson", "Aliasing", "C:M", "sweep"):
+        assert section in text, section
