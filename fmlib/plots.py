@@ -526,6 +526,7 @@ def plot_hadamard(
     position: int | None = None,
     bias: float = 0.0,
     decimals: int = 2,
+    note: str = "",
 ):
     """Figure 6: one filter slid over the input; at one position, the Hadamard
     (element-wise) product of the filter with the input slice, summed, plus the bias,
@@ -543,6 +544,7 @@ def plot_hadamard(
         position: Which output is worked out (0-based; default: the largest).
         bias: The filter's bias.
         decimals: Digits shown and computed with.
+        note: A line under the figure (e.g. which layer and filter).
 
     Returns:
         The matplotlib Figure.
@@ -553,7 +555,7 @@ def plot_hadamard(
     """
     x = np.round(np.asarray(x, dtype=np.float64), decimals)
     kernel = np.round(np.asarray(kernel, dtype=np.float64), decimals)
-    bias = round(float(bias), decimals)
+    bias = round(float(bias), decimals) + 0.0  # + 0.0: no "-0.00"
     k = kernel.size
     if not 0 < k <= x.size:
         raise InputError(f"plot_hadamard: kernel of {k} taps on {x.size} samples")
@@ -602,6 +604,9 @@ def plot_hadamard(
         f"Figure 6: a {k}-tap filter, stride {stride}: output {position} = "
         "ReLU(sum(filter ⊙ input slice) + bias)"
     )
+    if note:
+        ax.text(-3.0, -0.6, note, fontsize=9, va="top")
+        ax.set_ylim(-1.3, 7.3)
     return fig
 
 

@@ -122,9 +122,11 @@ def test_figure_6_works_out_one_output_by_hand():
     assert "0.0625" in text and "sum 0.0625 + bias 0.10 → ReLU → 0.16" in text
     assert "stride 2" in text and "3-tap filter" in text
     plt.close(fig)
-    fig = plot_hadamard(x, kernel, stride=2)  # default: the largest output
+    fig = plot_hadamard(x, kernel, stride=2, bias=-0.001, note="filter 3")
     out = conv1d_valid(np.round(x, 2), kernel, stride=2)
-    assert f"output {int(np.argmax(out))} =" in _text(fig)
+    text = _text(fig)  # default position: the largest output
+    assert f"output {int(np.argmax(out))} =" in text
+    assert "filter 3" in text and "bias 0.00 " in text  # never "-0.00"
     plt.close(fig)
     with pytest.raises(InputError, match="position"):
         plot_hadamard(x, kernel, stride=2, position=3)
