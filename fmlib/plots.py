@@ -21,7 +21,7 @@ import numpy as np
 from fmlib import params as P
 from fmlib.algorithms import CARRIER, get_algorithm
 from fmlib.errors import InputError
-from fmlib.paths import FIGURES_DIR
+from fmlib.paths import INTERACTIVE_DIR
 from fmlib.synth import adsr_envelope
 
 #: Matplotlib settings shared by every figure of the project.
@@ -62,7 +62,11 @@ def use_style() -> None:
 
 
 def save_figure(
-    fig, name: str, *, out_dir: str | os.PathLike = FIGURES_DIR, show: bool = True
+    fig,
+    name: str,
+    *,
+    out_dir: str | os.PathLike | None = None,
+    show: bool = True,
 ) -> Path:
     """Save ``fig`` as ``<out_dir>/<name>.png`` atomically, show it, and close it.
 
@@ -72,7 +76,9 @@ def save_figure(
             trailing ``.png`` is accepted). Names are stable so that the README can
             link to them.
         out_dir: Destination folder, created if needed (default
-            :data:`fmlib.paths.FIGURES_DIR`; the notebooks pass their output folder).
+            ``data/interactive/figures``, never the committed ``figures/``; the
+            notebooks pass their output folder, which only the paper-profile runner
+            points at the committed one).
         show: In a Jupyter kernel, display the figure before closing it (closing
             keeps memory flat over many figures and avoids showing it twice).
 
@@ -89,7 +95,8 @@ def save_figure(
         )
     from fmlib import files
 
-    path = Path(out_dir) / f"{stem}.png"
+    folder = INTERACTIVE_DIR / "figures" if out_dir is None else Path(out_dir)
+    path = folder / f"{stem}.png"
     try:
         with files.atomic_path(path, suffix=".png") as tmp:
             fig.savefig(tmp, format="png")

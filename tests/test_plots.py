@@ -145,3 +145,14 @@ def test_most_active_filter(model, rng):
     ]
     assert pick["filter"] == int(np.argmax(peaks)) and pick["stride"] == 2
     np.testing.assert_array_equal(pick["kernel"], kernel[:, 0, pick["filter"]])
+
+
+def test_save_figure_defaults_to_the_interactive_folder(tmp_path, monkeypatch):
+    import fmlib.plots
+
+    monkeypatch.setattr(fmlib.plots, "INTERACTIVE_DIR", tmp_path / "interactive")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    path = save_figure(fig, "default_place", show=False)
+    assert path == tmp_path / "interactive" / "figures" / "default_place.png"
+    assert path.is_file()
