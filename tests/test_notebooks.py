@@ -353,6 +353,20 @@ def test_notebook_01_run_by_hand_changes_no_committed_file(tmp_path, monkeypatch
     }
     side = pd.read_csv(interactive / "tables" / "synth_sidebands.csv")
     assert side[side["bessel_abs"] > 0.01]["error_db"].abs().max() < 0.1
+    # byte-stable: the kernel's table is the same bytes as one written here
+    from fmlib.reproduce import notebook_parameters
+    from fmlib.teaching import sideband_table
+
+    p = notebook_parameters(NOTEBOOKS_DIR / "01_synth_exploration.ipynb")
+    again = sideband_table(
+        p["BETAS"],
+        carrier_hz=p["CARRIER_HZ"],
+        ratio=p["RATIO"],
+        max_order=p["MAX_ORDER"],
+    )
+    csv, md = files.write_table(again, tmp_path / "again", "synth_sidebands")
+    assert csv.read_bytes() == (interactive / "tables" / csv.name).read_bytes()
+    assert md.read_bytes() == (interactive / "tables" / md.name).read_bytes()
     carson = pd.read_csv(interactive / "tables" / "teach_carson.csv")
     assert (carson["measured_98_hz"] == carson["bessel_98_hz"]).all()
     # no stray repr (e.g. PosixPath) printed after a figure
