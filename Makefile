@@ -27,7 +27,7 @@ reproduce: $(STAMP)
 	$(PY) -m fmlib reproduce --profile $(PROFILE) $(if $(filter 1,$(FORCE)),--force,)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check fmlib tests && $(VENV)/bin/ruff format --check fmlib tests
+	$(VENV)/bin/ruff check fmlib tests notebooks && $(VENV)/bin/ruff format --check fmlib tests notebooks
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py

@@ -20,7 +20,10 @@ Every command and writer of fmlib goes through this module, so the rules of
 - **One line per failure.** Every ``OSError`` becomes an :class:`InputError` whose
   message names the path and the reason (:func:`os_error_message`).
 - **One number format** for every Markdown table (:func:`format_number`); CSV files
-  keep full precision.
+  hold floats with :data:`CSV_SIGNIFICANT_DIGITS` significant digits
+  (:func:`csv_number`), so a table is the same bytes on every run even when the last
+  bits of a float computation vary (FFT and BLAS kernels differ by CPU and thread
+  count).
 
 Hand-written parts and why: the number format (no library formats "4 significant
 digits, never rounding the integer part, thousands separators"); the atomic rename
@@ -49,6 +52,9 @@ from fmlib.errors import InputError, MissingFileError
 AUDIO_FORMATS: dict[str, str] = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
 #: Significant digits of every number in a Markdown table.
 SIGNIFICANT_DIGITS = 4
+#: Significant digits of every float in a CSV table: well above float32's 7 (audio,
+#: model outputs), well below float64's 15-17, whose last digits are noise.
+CSV_SIGNIFICANT_DIGITS = 10
 
 _TMP_RE = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp(\.[^.]+)*$")
 _HASH_CHUNK = 1 << 20
@@ -427,6 +433,14 @@ def format_number(value: Any) -> str:
     return "0" if text in ("-0", "0") else text
 
 
+def csv_number(value: float) -> str:
+    """A float as written in every CSV table: rounded to
+    :data:`CSV_SIGNIFICANT_DIGITS` significant digits, then Python's shortest
+    round-trip form, so a float stays a float (``2.0``, ``0.0001607552028``,
+    ``1e-12``, ``nan``)."""
+    return repr(float(f"{float(value):.{CSV_SIGNIFICANT_DIGITS}g}"))
+
+
 def _is_numpy_int(value: Any) -> bool:
     return type(value).__module__ == "numpy" and "int" in type(value).__name__
 
@@ -474,8 +488,9 @@ def write_table(
     index: bool = False,
     index_label: str | None = None,
 ) -> tuple[Path, Path]:
-    """Write a DataFrame as ``STEM.csv`` (full precision) and ``STEM.md`` (one
-    number format), atomically.
+    """Write a DataFrame as ``STEM.csv`` (floats by :func:`csv_number`) and
+    ``STEM.md`` (by :func:`format_number`), atomically: the same table gives the
+    same bytes.
 
     Args:
         df: The table.
@@ -490,7 +505,11 @@ def write_table(
     """
     out_dir = Path(out_dir)
     csv_path, md_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"
-    csv = df.to_csv(index=index, index_label=index_label if index else None)
+    csv = df.to_csv(
+        index=index,
+        index_label=index_label if index else None,
+        float_format=csv_number,
+    )
     md = markdown_table(df, index=index, index_label=index_label) + "\n"
     if title:
         md = f"### {title}\n\n{md}"

@@ -27,6 +27,12 @@ SOUNDFONT_SET_DIR = DATA_DIR / "soundfont-set"
 RUNS_DIR = DATA_DIR / "runs"
 #: Patches and WAVs saved from the notebooks' interactive widgets.
 PATCHES_DIR = DATA_DIR / "patches"
+#: Figures and tables of a notebook run by hand (``OUTPUT_DIR = ""``), never the
+#: committed ones. The environment variable ``FMLIB_INTERACTIVE_DIR`` overrides the
+#: location (tests point it at a temporary folder).
+INTERACTIVE_DIR = Path(
+    os.environ.get("FMLIB_INTERACTIVE_DIR", DATA_DIR / "interactive")
+)
 
 #: Committed results that document the reproduction.
 FIGURES_DIR = PROJECT_ROOT / "figures"

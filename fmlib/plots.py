@@ -21,7 +21,7 @@ import numpy as np
 from fmlib import params as P
 from fmlib.algorithms import CARRIER, get_algorithm
 from fmlib.errors import InputError
-from fmlib.paths import FIGURES_DIR
+from fmlib.paths import INTERACTIVE_DIR
 from fmlib.synth import adsr_envelope
 
 #: Matplotlib settings shared by every figure of the project.
@@ -62,7 +62,11 @@ def use_style() -> None:
 
 
 def save_figure(
-    fig, name: str, *, out_dir: str | os.PathLike = FIGURES_DIR, show: bool = True
+    fig,
+    name: str,
+    *,
+    out_dir: str | os.PathLike | None = None,
+    show: bool = True,
 ) -> Path:
     """Save ``fig`` as ``<out_dir>/<name>.png`` atomically, show it, and close it.
 
@@ -72,7 +76,9 @@ def save_figure(
             trailing ``.png`` is accepted). Names are stable so that the README can
             link to them.
         out_dir: Destination folder, created if needed (default
-            :data:`fmlib.paths.FIGURES_DIR`; the notebooks pass their output folder).
+            ``data/interactive/figures``, never the committed ``figures/``; the
+            notebooks pass their output folder, which only the paper-profile runner
+            points at the committed one).
         show: In a Jupyter kernel, display the figure before closing it (closing
             keeps memory flat over many figures and avoids showing it twice).
 
@@ -89,7 +95,8 @@ def save_figure(
         )
     from fmlib import files
 
-    path = Path(out_dir) / f"{stem}.png"
+    folder = INTERACTIVE_DIR / "figures" if out_dir is None else Path(out_dir)
+    path = folder / f"{stem}.png"
     try:
         with files.atomic_path(path, suffix=".png") as tmp:
             fig.savefig(tmp, format="png")
@@ -453,4 +460,414 @@ def comparison_figure(examples, *, max_hz: float | None = None):
             if c > 0:
                 ax.set_ylabel("")
     fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------- paper Figures 6-9 (the network)
+# Drawn from the Keras model itself (its layer list, shapes and configs), so they
+# cannot drift from fmlib.model. Each box is a matplotlib FancyBboxPatch whose gid
+# is "layer:<layer name>" (or "step:<n>"), which the tests count.
+
+
+def conv1d_valid(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    *,
+    stride: int = 1,
+    bias: float = 0.0,
+    activation: str | None = "relu",
+) -> np.ndarray:
+    """One filter of a 'valid' Conv1D as Keras computes it (cross-correlation): output
+    ``i`` is ``act(sum(x[i*stride : i*stride + k] * kernel) + bias)``.
+
+    Args:
+        x: Input, shape (n,).
+        kernel: One filter for one input channel, shape (k,), k <= n.
+        stride: Hop between windows, samples.
+        bias: Added before the activation.
+        activation: ``"relu"`` or None (linear).
+
+    Returns:
+        float64 array of shape ((n - k) // stride + 1,).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    kernel = np.asarray(kernel, dtype=np.float64)
+    windows = np.lib.stride_tricks.sliding_window_view(x, kernel.size)[::stride]
+    out = windows @ kernel + bias
+    return np.maximum(out, 0.0) if activation == "relu" else out
+
+
+def _cells(
+    ax,
+    values,
+    *,
+    x0: float,
+    y: float,
+    label: str,
+    highlight=(),
+    fmt="{:.2f}",
+    fontsize: float | None = None,
+):
+    """A row of boxed numbers (one unit wide each), cells in ``highlight`` shaded."""
+    from matplotlib.patches import Rectangle
+
+    for i, v in enumerate(values):
+        face = "#fde0c5" if i in highlight else "white"
+        ax.add_patch(Rectangle((x0 + i, y), 1, 1, facecolor=face, edgecolor="k"))
+        ax.text(
+            x0 + i + 0.5,
+            y + 0.5,
+            fmt.format(v),
+            ha="center",
+            va="center",
+            fontsize=fontsize,
+        )
+    ax.text(x0 - 0.3, y + 0.5, label, ha="right", va="center")
+
+
+def plot_hadamard(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    *,
+    stride: int,
+    position: int | None = None,
+    bias: float = 0.0,
+    decimals: int = 2,
+    note: str = "",
+):
+    """Figure 6: one filter slid over the input; at one position, the Hadamard
+    (element-wise) product of the filter with the input slice, summed, plus the bias,
+    through ReLU, gives one output value.
+
+    The paper draws a 2-D image and a 2x2 filter; this network is 1-D, so the figure
+    is drawn with its own first layer's kernel size and stride. Every number is
+    rounded to ``decimals`` first and the arithmetic done on the rounded values, so a
+    reader can check it by hand.
+
+    Args:
+        x: Input samples, shape (n,).
+        kernel: One filter, shape (k,) (e.g. the first Conv1D's weights[:, 0, f]).
+        stride: The layer's stride.
+        position: Which output is worked out (0-based; default: the largest).
+        bias: The filter's bias.
+        decimals: Digits shown and computed with.
+        note: A line under the figure (e.g. which layer and filter).
+
+    Returns:
+        The matplotlib Figure.
+
+    Raises:
+        InputError: the kernel is longer than the input or ``position`` is not an
+            output of it.
+    """
+    x = np.round(np.asarray(x, dtype=np.float64), decimals)
+    kernel = np.round(np.asarray(kernel, dtype=np.float64), decimals)
+    bias = round(float(bias), decimals) + 0.0  # + 0.0: no "-0.00"
+    k = kernel.size
+    if not 0 < k <= x.size:
+        raise InputError(f"plot_hadamard: kernel of {k} taps on {x.size} samples")
+    out = conv1d_valid(x, kernel, stride=stride, bias=bias)
+    if position is None:
+        position = int(np.argmax(out))
+    if not 0 <= position < out.size:
+        raise InputError(
+            f"plot_hadamard: position {position} outside 0..{out.size - 1}"
+        )
+    start = position * stride
+    window = x[start : start + k]
+    product = np.round(window * kernel, 2 * decimals)
+    fmt = f"{{:.{decimals}f}}"
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.75 * x.size + 3), 5.2))
+    span = range(start, start + k)
+    _cells(ax, x, x0=0, y=6, label="input", highlight=span, fmt=fmt)
+    _cells(ax, kernel, x0=start, y=4.2, label="filter", highlight=range(k), fmt=fmt)
+    _cells(
+        ax,
+        product,
+        x0=start,
+        y=2.4,
+        label="Hadamard\nproduct",
+        highlight=range(k),
+        fmt=f"{{:.{2 * decimals}f}}",
+        fontsize=7,
+    )
+    _cells(ax, out, x0=0, y=0, label="output", highlight=[position], fmt=fmt)
+    ax.text(start + k + 0.3, 4.7, "⊙", fontsize=16, va="center")
+    total = float(product.sum())
+    ax.annotate(
+        f"sum {total:.{2 * decimals}f} + bias {bias:.{decimals}f} → ReLU → "
+        f"{out[position]:.{decimals}f}",
+        xy=(position + 0.5, 1.0),
+        xytext=(start + k + 0.6, 2.9),
+        arrowprops={"arrowstyle": "-|>", "color": COLORS["carrier"]},
+        color=COLORS["carrier"],
+        va="center",
+    )
+    ax.set_xlim(-3.2, max(x.size, start + k + 8))
+    ax.set_ylim(-0.3, 7.3)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(
+        f"Figure 6: a {k}-tap filter, stride {stride}: output {position} = "
+        "ReLU(sum(filter ⊙ input slice) + bias)"
+    )
+    if note:
+        ax.text(-3.0, -0.6, note, fontsize=9, va="top")
+        ax.set_ylim(-1.3, 7.3)
+    return fig
+
+
+def most_active_filter(layer, x: np.ndarray) -> dict[str, object]:
+    """The filter of a Conv1D layer (first input channel) whose output on ``x`` peaks
+    highest, to show in :func:`plot_hadamard` (a trained layer's first filter may be
+    silent on a given excerpt).
+
+    Args:
+        layer: A ``keras.layers.Conv1D`` with weights (built or trained).
+        x: Input samples, shape (n,), n >= the kernel size.
+
+    Returns:
+        ``{"filter": index, "kernel": (k,) float32, "bias": float, "stride": int}``.
+    """
+    kernel, bias = layer.get_weights()
+    stride = int(layer.strides[0])
+    peaks = [
+        conv1d_valid(x, kernel[:, 0, f], stride=stride, bias=float(bias[f])).max()
+        for f in range(kernel.shape[2])
+    ]
+    f = int(np.argmax(peaks))
+    return {
+        "filter": f,
+        "kernel": kernel[:, 0, f],
+        "bias": float(bias[f]),
+        "stride": stride,
+    }
+
+
+def layer_rows(model) -> list[dict[str, object]]:
+    """One description per layer of a Keras model, in order.
+
+    Args:
+        model: A built ``keras.Model`` (e.g. ``fmlib.model.build_model()``).
+
+    Returns:
+        ``[{"name", "kind", "detail", "shape", "params"}, ...]``: the layer's name,
+        class name, a one-line summary of its configuration (filters, kernel,
+        stride, units, activation, rate), its output shape without the batch axis
+        and its number of weights.
+    """
+    rows = []
+    for layer in model.layers:
+        cfg = layer.get_config()
+        kind = type(layer).__name__
+        if kind == "Conv1D":
+            detail = (
+                f"{cfg['filters']} filters, kernel {cfg['kernel_size'][0]}, "
+                f"stride {cfg['strides'][0]}, {cfg['activation']}"
+            )
+        elif kind == "Dense":
+            detail = f"{cfg['units']} units, {cfg['activation']}"
+        elif kind == "Dropout":
+            detail = f"rate {cfg['rate']:g}"
+        elif kind == "InputLayer":
+            kind, detail = "Input", "raw audio, 16 kHz"
+        else:
+            detail = ""
+        shape = tuple(int(d) for d in layer.output.shape[1:])
+        rows.append(
+            {
+                "name": layer.name,
+                "kind": kind,
+                "detail": detail,
+                "shape": shape,
+                "params": int(layer.count_params()),
+            }
+        )
+    return rows
+
+
+def split_layers(model) -> tuple[list[dict], list[dict]]:
+    """:func:`layer_rows` split at the Flatten layer: (feature extractor up to and
+    including Flatten, regressor after it), the paper's Figures 8 and 9.
+
+    Raises:
+        InputError: the model has no Flatten layer.
+    """
+    rows = layer_rows(model)
+    kinds = [r["kind"] for r in rows]
+    if "Flatten" not in kinds:
+        raise InputError(f"model {model.name!r} has no Flatten layer to split at")
+    cut = kinds.index("Flatten") + 1
+    return rows[:cut], rows[cut:]
+
+
+def _box(ax, x, y, w, h, text, *, gid, color):
+    from matplotlib.patches import FancyBboxPatch
+
+    box = FancyBboxPatch(
+        (x - w / 2, y - h / 2),
+        w,
+        h,
+        boxstyle="round,pad=0.02,rounding_size=0.08",
+        facecolor=color,
+        edgecolor="k",
+        lw=1,
+        gid=gid,
+    )
+    ax.add_patch(box)
+    ax.text(x, y, text, ha="center", va="center", fontsize=8)
+    return box
+
+
+def _arrow(ax, start, end):
+    ax.annotate(
+        "",
+        xy=end,
+        xytext=start,
+        arrowprops={"arrowstyle": "-|>", "color": "k", "lw": 1},
+    )
+
+
+_KIND_COLORS = {
+    "Input": "#e8e8e8",
+    "BatchNormalization": "#f3e6ff",
+    "Conv1D": "#fde0c5",
+    "Flatten": "#e8e8e8",
+    "Dense": "#d5e8f7",
+    "Dropout": "#f7f7d5",
+}
+
+
+def plot_layers(rows: list[dict], *, title: str, note: str = ""):
+    """A left-to-right chain of boxes, one per layer row (see :func:`layer_rows`):
+    class, configuration, output shape and weight count.
+
+    Returns:
+        The matplotlib Figure; its boxes carry gid ``"layer:<name>"``.
+    """
+    if not rows:
+        raise InputError("plot_layers: no layers to draw")
+    w, h, gap = 2.3, 1.5, 0.6
+    fig, ax = plt.subplots(figsize=(max(6.0, (w + gap) * len(rows) * 1.05), 3.0))
+    for i, row in enumerate(rows):
+        x = i * (w + gap)
+        shape = " × ".join(f"{d:,}" for d in row["shape"])
+        lines = [f"{row['kind']}", row["name"]]
+        if row["detail"]:
+            lines.append(_wrap(row["detail"], 24))
+        lines += [f"out: ({shape})", f"{row['params']:,} weights"]
+        color = _KIND_COLORS.get(row["kind"], "white")
+        _box(ax, x, 0, w, h, "\n".join(lines), gid=f"layer:{row['name']}", color=color)
+        if i:
+            _arrow(ax, (x - w / 2 - gap, 0), (x - w / 2, 0))
+    ax.set_xlim(-w / 2 - 0.2, (len(rows) - 1) * (w + gap) + w / 2 + 0.2)
+    ax.set_ylim(-h / 2 - 0.35, h / 2 + 0.1)
+    ax.axis("off")
+    ax.set_title(title)
+    if note:
+        ax.text(0.5, 0.0, note, transform=ax.transAxes, ha="center", fontsize=8)
+    return fig
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def plot_feature_extractor(model):
+    """Figure 8: the convolutional feature extractor (input to Flatten)."""
+    extractor, _ = split_layers(model)
+    total = sum(int(r["params"]) for r in extractor)
+    return plot_layers(
+        extractor,
+        title=f"Figure 8: the feature extractor of {model.name} (CNN)",
+        note=f"{total:,} weights; built by fmlib.model.build_model",
+    )
+
+
+def plot_regressor(model):
+    """Figure 9: the regressor (the dense layers after Flatten, a common MLP)."""
+    extractor, regressor = split_layers(model)
+    total = sum(int(r["params"]) for r in regressor)
+    n = extractor[-1]["shape"][0]
+    return plot_layers(
+        regressor,
+        title=f"Figure 9: the regressor of {model.name} (MLP)",
+        note=f"input: the {n:,} features of Figure 8; {total:,} weights",
+    )
+
+
+def plot_training_scheme(model, config: dict | None = None):
+    """Figure 7: the training scheme. Random patches are rendered to audio, the CNN
+    predicts the patch parameters from the audio, and the loss compares them with
+    the true (standardised) parameters; the optimiser updates the CNN.
+
+    Args:
+        model: The Keras model (its name, input shape, output size and weight
+            count are printed in the boxes).
+        config: The model config (default :data:`fmlib.model.PAPER_CONFIG`):
+            optimiser, learning rate, loss, batch size.
+
+    Returns:
+        The matplotlib Figure; its boxes carry gid ``"step:<n>"``, n = 0..5.
+    """
+    from fmlib.model import merge_config
+
+    c = merge_config(config)
+    n_in = int(model.input_shape[1])
+    n_out = int(model.output_shape[-1])
+    steps = [
+        (
+            "random patch\n(fmlib.sampler)",
+            f"{n_out} parameters\nfrom the paper's ranges",
+        ),
+        ("FM synthesizer\n(fmlib.render)", "6 operators, ADSR\n48 kHz → 16 kHz"),
+        ("audio", f"{n_in:,} samples\n({n_in / P.SAMPLE_RATE:g} s at 16 kHz)"),
+        (f"CNN ({model.name})", f"{model.count_params():,} weights\n(Figures 8-9)"),
+        ("predicted\nparameters", f"{n_out} values\n(standardised)"),
+        (f"loss: {c['loss'].upper()}", "predicted vs true\nparameters"),
+    ]
+    fig, ax = plt.subplots(figsize=(14, 3.8))
+    w, h, gap = 2.0, 1.4, 0.55
+    xs = [i * (w + gap) for i in range(len(steps))]
+    for i, (head, body) in enumerate(steps):
+        color = "#fde0c5" if i == 3 else ("#d5e8f7" if i >= 4 else "#e8f5e0")
+        _box(ax, xs[i], 0, w, h, f"{head}\n\n{body}", gid=f"step:{i}", color=color)
+        if i:
+            _arrow(ax, (xs[i - 1] + w / 2, 0), (xs[i] - w / 2, 0))
+    # true parameters: from the sampler to the loss, above the chain
+    top = h / 2 + 0.55
+    ax.plot([xs[0], xs[0], xs[5]], [h / 2, top, top], color=COLORS["theory"], lw=1.2)
+    _arrow(ax, (xs[5], top), (xs[5], h / 2))
+    ax.text(
+        (xs[0] + xs[5]) / 2,
+        top + 0.1,
+        f"true parameters (the training targets, {n_out} per note)",
+        ha="center",
+        va="bottom",
+        color=COLORS["theory"],
+        fontsize=9,
+    )
+    # back-propagation: from the loss to the CNN, below the chain
+    bottom = -h / 2 - 0.55
+    ax.plot(
+        [xs[5], xs[5], xs[3]], [-h / 2, bottom, bottom], color=COLORS["carrier"], lw=1.2
+    )
+    _arrow(ax, (xs[3], bottom), (xs[3], -h / 2))
+    ax.text(
+        (xs[3] + xs[5]) / 2,
+        bottom - 0.1,
+        f"{c['optimizer']} (lr {c['learning_rate']:g}), batches of "
+        f"{c['batch_size']}: update the weights",
+        ha="center",
+        va="top",
+        color=COLORS["carrier"],
+        fontsize=9,
+    )
+    ax.set_xlim(xs[0] - w / 2 - 0.2, xs[-1] + w / 2 + 0.2)
+    ax.set_ylim(bottom - 0.6, top + 0.6)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title("Figure 7: the CNN training scheme")
     return fig

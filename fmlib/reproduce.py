@@ -6,12 +6,20 @@ in its ``parameters`` cell, plus four that the runner decides:
 
 * ``PROFILE``: the profile's name.
 * ``FORCE``: recompute the dataset, model and evaluation even if cached.
-* ``OUTPUT_DIR``: where figures and tables go. ``""`` means the committed folders
+* ``OUTPUT_DIR``: where figures and tables go. Only the ``paper`` profile (the one
+  with ``results: committed``) gets :data:`COMMITTED`, the committed folders
   (:data:`fmlib.paths.FIGURES_DIR`, :data:`fmlib.paths.TABLES_DIR`); a profile with
   ``results: run`` gets ``data/runs/<profile>/`` (``figures/`` and ``tables/``
-  inside), so a quick run never overwrites the committed results.
+  inside), so a quick run never overwrites the committed results. The notebooks'
+  own default, ``""``, is :data:`fmlib.paths.INTERACTIVE_DIR` (``data/interactive/``):
+  "Run all" by hand in JupyterLab never touches a committed file.
 * ``WORK_DIR``: where datasets, models and evaluations go; ``""`` means
-  :data:`fmlib.paths.DATA_DIR`. Tests point it at a temporary folder.
+  :data:`fmlib.paths.DATA_DIR`, so a hand run reuses the paper profile's cached
+  dataset and model. Tests point it at a temporary folder.
+
+The notebooks' ``parameters`` cells hold the paper profile's values (a test checks
+that they equal ``profiles/paper.yaml``), so a hand run computes what ``make
+reproduce`` computes, only into ``data/interactive/``.
 
 Executed notebooks are written to ``data/runs/<profile>/`` as they run (cell by cell),
 with ``timings.json`` and ``timings.md``. The dataset and the model are keyed by their
@@ -40,12 +48,14 @@ from fmlib.paths import (
     DATASETS_DIR,
     EVALUATIONS_DIR,
     FIGURES_DIR,
+    INTERACTIVE_DIR,
     MODELS_DIR,
     NOTEBOOKS_DIR,
     NSYNTH_DEV_DIR,
     NSYNTH_TEST_DIR,
     PATCHES_DIR,
     PROFILES_DIR,
+    RESULTS_DIR,
     RUNS_DIR,
     SOUNDFONT_SET_DIR,
     TABLES_DIR,
@@ -55,6 +65,11 @@ from fmlib.paths import (
 RUNNER_PARAMETERS = ("PROFILE", "FORCE", "OUTPUT_DIR", "WORK_DIR")
 #: Where a profile's results go: the committed folders, or its run folder.
 RESULTS_MODES = ("committed", "run")
+#: The one profile allowed to write the committed folders (``results: committed``).
+COMMITTED_PROFILE = "paper"
+#: ``OUTPUT_DIR`` value meaning the committed ``figures/`` and ``results/tables/``;
+#: only :func:`reproduce` passes it, for :data:`COMMITTED_PROFILE`.
+COMMITTED = "committed"
 _NOTEBOOK_NAME = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
 _PARAM_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
@@ -76,20 +91,34 @@ def run_dirs(*, output_dir: str = "", work_dir: str = "") -> RunDirs:
     """Resolve a notebook's ``OUTPUT_DIR`` / ``WORK_DIR`` parameters into folders.
 
     Args:
-        output_dir: ``""`` for the committed ``figures/`` and ``results/tables/``;
-            otherwise a folder that receives ``figures/`` and ``tables/``.
+        output_dir: ``""`` (a notebook run by hand) for
+            :data:`fmlib.paths.INTERACTIVE_DIR` (``data/interactive/``);
+            :data:`COMMITTED` for the committed ``figures/`` and ``results/tables/``
+            (passed only by :func:`reproduce` for the paper profile); otherwise a
+            folder that receives ``figures/`` and ``tables/``.
         work_dir: ``""`` for :data:`fmlib.paths.DATA_DIR` (``datasets/``,
             ``models/``, ``evaluations/``, ``patches/``, ``soundfont-set/``);
             otherwise a folder holding the same sub-folders.
 
     Returns:
         The folders; the output ones are created.
+
+    Raises:
+        InputError: an ``output_dir`` folder whose ``figures/`` or ``tables/`` would
+            lie in the committed folders (say :data:`COMMITTED` to mean them).
     """
-    if output_dir:
-        out = Path(output_dir)
-        figures, tables = out / "figures", out / "tables"
-    else:
+    if output_dir == COMMITTED:
         figures, tables = FIGURES_DIR, TABLES_DIR
+    else:
+        out = Path(output_dir) if output_dir else INTERACTIVE_DIR
+        figures, tables = out / "figures", out / "tables"
+        for d in (figures, tables):
+            if _is_committed(d):
+                raise InputError(
+                    f"OUTPUT_DIR {output_dir!r}: {d} is inside the committed "
+                    f"results; give a folder under data/, or leave it empty for "
+                    f"{INTERACTIVE_DIR}"
+                )
     if work_dir:
         work = Path(work_dir)
         datasets, models = work / "datasets", work / "models"
@@ -107,6 +136,15 @@ def run_dirs(*, output_dir: str = "", work_dir: str = "") -> RunDirs:
         d.mkdir(parents=True, exist_ok=True)
     return RunDirs(
         figures, tables, datasets, models, evaluations, patches, soundfont_set
+    )
+
+
+def _is_committed(path: Path) -> bool:
+    """True when ``path`` is, or lies inside, a committed results folder."""
+    resolved = Path(os.path.abspath(path)).resolve()
+    return any(
+        resolved == root or root in resolved.parents
+        for root in (FIGURES_DIR.resolve(), RESULTS_DIR.resolve())
     )
 
 
@@ -413,6 +451,11 @@ def load_profile(name: str, *, profiles_dir: Path = PROFILES_DIR) -> Profile:
                 f"{path}: parameter {key}: {value!r} is not a literal "
                 "(string, number, true/false or null)"
             )
+    if doc["results"] == "committed" and path.stem != COMMITTED_PROFILE:
+        raise InputError(
+            f"{path}: results: committed is reserved for the {COMMITTED_PROFILE!r} "
+            "profile; use results: run"
+        )
     return Profile(path.stem, path, doc["results"], dict(params))
 
 
@@ -581,7 +624,7 @@ def reproduce(
     run_dir = Path(runs_dir) / prof.name
     run_dir.mkdir(parents=True, exist_ok=True)
     if output_dir is None:
-        output_dir = "" if prof.results == "committed" else str(run_dir)
+        output_dir = COMMITTED if prof.results == "committed" else str(run_dir)
     work_dir = "" if work_dir is None else str(work_dir)
     dirs = run_dirs(output_dir=str(output_dir), work_dir=work_dir)
     runner = {

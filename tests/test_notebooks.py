@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import subprocess
 
 import nbformat
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 import scipy.special
 import soundfile as sf
 
+from fmlib import files
 from fmlib import params as P
 from fmlib.algorithms import ALGORITHMS, CARRIER
 from fmlib.errors import InputError
@@ -227,11 +229,15 @@ def test_every_notebook_runs_on_the_smoke_profile(tmp_path, nsynth_dev_dir):
         "fig03_sampling.png",
         "fig04_adsr.png",
         "fig05_hz_vs_mel.png",
+        "fig06_hadamard.png",
+        "fig07_training_scheme.png",
+        "fig08_feature_extractor.png",
+        "fig09_regressor.png",
         "fig10_mse.png",
         "fig11_mae.png",
         "resynthesis_spectrograms.png",
         "sound_matching_spectrograms.png",
-    } <= figures
+    } | NOTEBOOK_01_FIGURES <= figures
     tables = out / "tables"
 
     def table(stem, **kw):
@@ -275,3 +281,101 @@ def test_every_notebook_runs_on_the_smoke_profile(tmp_path, nsynth_dev_dir):
     assert lm["match"] < lm["paper_cnn"] and lm["match"] < lm["sine_440"]
     assert len(table("sound_matching_nsynth-dev_families")) == 11
     assert _snapshot() == before, "the smoke run touched the committed results"
+
+
+# --------------------------------------------------------------- a hand run
+#: What notebook 01 writes (figures and tables folders of OUTPUT_DIR).
+NOTEBOOK_01_FIGURES = {
+    "synth_time_frequency.png",
+    "teach_pm_vs_fm.png",
+    "synth_sidebands_bessel.png",
+    "teach_beta_sweep.png",
+    "synth_ratios.png",
+    "teach_carson.png",
+    "teach_aliasing.png",
+    "synth_adsr.png",
+    "synth_algorithms.png",
+}
+NOTEBOOK_01_TABLES = {"synth_sidebands", "teach_carson", "teach_aliasing"}
+
+
+def _committed_state():
+    """sha256, inode and mtime of every file in the committed results folders (an
+    atomic rewrite with the same bytes still changes the inode), and ``git status``
+    of the folders a notebook could touch (None outside a git checkout)."""
+    from fmlib.paths import FIGURES_DIR, PROJECT_ROOT, RESULTS_DIR
+
+    hashes = {
+        p: (files.file_sha256(p), p.stat().st_ino, p.stat().st_mtime_ns)
+        for d in (FIGURES_DIR, RESULTS_DIR)
+        for p in sorted(d.rglob("*"))
+        if p.is_file()
+    }
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all", "--"]
+            + ["figures", "results", "notebooks"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        status = None
+    return hashes, status
+
+
+@pytest.mark.notebooks
+@pytest.mark.slow
+def test_notebook_01_run_by_hand_changes_no_committed_file(tmp_path, monkeypatch):
+    """ "Run all" in JupyterLab: no parameters injected, cwd notebooks/. Everything
+    goes to the interactive folder (pointed at tmp_path here through
+    FMLIB_INTERACTIVE_DIR, which the kernel inherits); no committed file changes."""
+    import papermill
+
+    from fmlib.paths import NOTEBOOKS_DIR
+
+    interactive = tmp_path / "interactive"
+    monkeypatch.setenv("FMLIB_INTERACTIVE_DIR", str(interactive))
+    before = _committed_state()
+    out = tmp_path / "01_run.ipynb"
+    papermill.execute_notebook(
+        str(NOTEBOOKS_DIR / "01_synth_exploration.ipynb"),
+        str(out),
+        kernel_name="python3",
+        cwd=str(NOTEBOOKS_DIR),
+        progress_bar=False,
+    )
+    assert _committed_state() == before, "a hand run changed a committed file"
+    assert {p.name for p in (interactive / "figures").iterdir()} == NOTEBOOK_01_FIGURES
+    assert {p.name for p in (interactive / "tables").iterdir()} == {
+        f"{stem}{ext}" for stem in NOTEBOOK_01_TABLES for ext in (".csv", ".md")
+    }
+    side = pd.read_csv(interactive / "tables" / "synth_sidebands.csv")
+    assert side[side["bessel_abs"] > 0.01]["error_db"].abs().max() < 0.1
+    # byte-stable: the kernel's table is the same bytes as one written here
+    from fmlib.reproduce import notebook_parameters
+    from fmlib.teaching import sideband_table
+
+    p = notebook_parameters(NOTEBOOKS_DIR / "01_synth_exploration.ipynb")
+    again = sideband_table(
+        p["BETAS"],
+        carrier_hz=p["CARRIER_HZ"],
+        ratio=p["RATIO"],
+        max_order=p["MAX_ORDER"],
+    )
+    csv, md = files.write_table(again, tmp_path / "again", "synth_sidebands")
+    assert csv.read_bytes() == (interactive / "tables" / csv.name).read_bytes()
+    assert md.read_bytes() == (interactive / "tables" / md.name).read_bytes()
+    carson = pd.read_csv(interactive / "tables" / "teach_carson.csv")
+    assert (carson["measured_98_hz"] == carson["bessel_98_hz"]).all()
+    # no stray repr (e.g. PosixPath) printed after a figure
+    nb = nbformat.read(out, as_version=4)
+    texts = [
+        o.get("data", {}).get("text/plain", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "execute_result"
+    ]
+    assert not [t for t in texts if "PosixPath" in t or "Path(" in t]

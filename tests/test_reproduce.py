@@ -4,6 +4,7 @@ and the committed notebooks' hygiene (no outputs, one ``parameters`` cell)."""
 from __future__ import annotations
 
 import json
+import os
 
 import nbformat
 import pandas as pd
@@ -12,8 +13,18 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from fmlib import cli
 from fmlib.errors import InputError, MissingFileError
-from fmlib.paths import NOTEBOOKS_DIR, PROFILES_DIR
+from fmlib.paths import (
+    DATA_DIR,
+    FIGURES_DIR,
+    INTERACTIVE_DIR,
+    NOTEBOOKS_DIR,
+    PROFILES_DIR,
+    PROJECT_ROOT,
+    RESULTS_DIR,
+    TABLES_DIR,
+)
 from fmlib.reproduce import (
+    COMMITTED,
     RUNNER_PARAMETERS,
     list_notebooks,
     load_profile,
@@ -271,3 +282,71 @@ def test_run_dirs_and_tables(tmp_path):
     assert md.read_text() == markdown_table(df) + "\n"
     rows = [" ".join(line.split()) for line in md.read_text().splitlines()]
     assert "| FFT | 1.235 |" in rows
+
+
+# --------------------------------------------------------------- safe defaults
+@pytest.mark.parametrize("name", EXPECTED_NOTEBOOKS)
+def test_a_hand_run_uses_the_paper_profile_and_data_interactive(name):
+    values = notebook_parameters(NOTEBOOKS_DIR / name)
+    paper = load_profile("paper").parameters
+    shared = {k: values[k] for k in values if k in paper}
+    assert shared == {k: paper[k] for k in shared}, f"{name} differs from paper.yaml"
+    assert values["OUTPUT_DIR"] == "" and values["WORK_DIR"] == ""
+    assert values["PROFILE"] == "interactive"
+
+
+def test_output_dir_defaults_to_data_interactive_and_refuses_committed(
+    tmp_path, monkeypatch
+):
+    import fmlib.reproduce as R
+
+    assert "FMLIB_INTERACTIVE_DIR" in os.environ or (
+        INTERACTIVE_DIR == DATA_DIR / "interactive"
+    )
+    monkeypatch.setattr(R, "INTERACTIVE_DIR", tmp_path / "interactive")
+    d = run_dirs()
+    assert d.figures == tmp_path / "interactive" / "figures" and d.figures.is_dir()
+    assert d.tables == tmp_path / "interactive" / "tables"
+    assert d.models == DATA_DIR / "models"  # the cached paper model is reused
+    committed = run_dirs(output_dir=COMMITTED)
+    assert (committed.figures, committed.tables) == (FIGURES_DIR, TABLES_DIR)
+    # a folder whose figures/ or tables/ would be the committed ones is refused
+    for bad in (PROJECT_ROOT, RESULTS_DIR, FIGURES_DIR, TABLES_DIR / "x"):
+        with pytest.raises(InputError, match="committed"):
+            run_dirs(output_dir=str(bad))
+    rel = os.path.relpath(PROJECT_ROOT, os.getcwd())
+    with pytest.raises(InputError, match="committed"):
+        run_dirs(output_dir=rel)
+
+
+def test_only_the_paper_profile_may_write_the_committed_folders(tmp_path):
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("results: committed\nparameters: {}\n")
+    with pytest.raises(InputError, match="reserved for the 'paper' profile"):
+        load_profile(str(bad))
+    # the paper profile gets OUTPUT_DIR = COMMITTED, the smoke profile its run folder
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    record = tmp_path / "record.txt"
+    _notebook(
+        nbs / "01_a.ipynb",
+        'PROFILE = ""  # n\nOUTPUT_DIR = ""  # o',
+        f"open({str(record)!r}, 'a').write(OUTPUT_DIR + '\\n')",
+    )
+    paper = tmp_path / "profiles" / "paper.yaml"
+    paper.parent.mkdir()
+    _profile(paper, {}, results="committed")
+    result = reproduce(
+        str(paper), notebooks_dir=nbs, runs_dir=tmp_path / "runs", progress=False
+    )
+    assert result.failed is None
+    assert (result.figures_dir, result.tables_dir) == (FIGURES_DIR, TABLES_DIR)
+    smoke = _profile(tmp_path / "smoke.yaml", {})
+    result = reproduce(
+        str(smoke), notebooks_dir=nbs, runs_dir=tmp_path / "runs", progress=False
+    )
+    assert record.read_text().splitlines() == [
+        COMMITTED,
+        str(tmp_path / "runs" / "smoke"),
+    ]
+    assert load_profile("smoke").results == "run"
