@@ -382,7 +382,6 @@ def run(args: argparse.Namespace) -> int:
     from fmlib import files
     from fmlib.dataset import open_dataset
     from fmlib.plots import save_figure
-    from fmlib.reproduce import write_table
 
     data = files.check_input(args.dataset, kind="folder", what="dataset folder")
     out = Path(args.out) if args.out else data / "stats"
@@ -392,8 +391,8 @@ def run(args: argparse.Namespace) -> int:
     table = proportions(ds.params)
     notes = aliasing_notes(ds.params, measure=not args.no_measure)
     report = aliasing_summary(notes)
-    write_table(table, "dataset_proportions", out_dir=out)
-    write_table(report, "dataset_aliasing", out_dir=out)
+    files.write_table(table, out, "dataset_proportions")
+    files.write_table(report, out, "dataset_aliasing")
     files.write_text(out / "dataset_aliasing_notes.csv", notes.to_csv(index=False))
     fig_path = save_figure(
         histogram_figure(ds.params), "dataset_histograms", out_dir=out, show=False
