@@ -22,11 +22,12 @@ A model folder holds::
                        state; removed once training is complete
 
 Interrupting and rerunning the same command resumes after the last completed epoch.
-Resumption restores the weights, the optimizer's state, the dropout layers' random
-state (all in ``checkpoint/last.keras``) and the early-stopping state; the training
-sequence is told the epoch it resumes at, so it shuffles as an uninterrupted run
-does. A resumed run therefore repeats an uninterrupted one to TensorFlow's
-run-to-run tolerance (``tests/test_train.py::test_resumed_run_equals_uninterrupted``).
+Resumption restores the weights and the optimizer's state
+(``checkpoint/last.keras``), the dropout layers' random state and the early-stopping
+state (``state.json``); the training sequence is told the epoch it resumes at, so it
+shuffles as an uninterrupted run does. A resumed run therefore repeats an
+uninterrupted one (to the last bit on one CPU thread; see
+``tests/test_train.py::test_resumed_run_equals_uninterrupted``).
 
 Modules: this one splits, fits, resumes and records; :mod:`fmlib.train_callbacks`
 (Keras callbacks) and :mod:`fmlib.keras_data` (the batch adapter) import Keras;
@@ -347,7 +348,12 @@ def _train_locked(
     ckpt = out_dir / CHECKPOINT_DIR
     state_path = ckpt / "state.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() else None
-    from fmlib.train_callbacks import Checkpoint, EpochTimer, ResumableEarlyStopping
+    from fmlib.train_callbacks import (
+        Checkpoint,
+        EpochTimer,
+        ResumableEarlyStopping,
+        restore_seed_states,
+    )
 
     es = ResumableEarlyStopping(
         monitor=config["early_stopping_monitor"],
@@ -357,6 +363,8 @@ def _train_locked(
     )
     if state is not None:
         model = keras.saving.load_model(ckpt / "last.keras", safe_mode=True)
+        if "seed_states" in state:  # dropout masks continue where they stopped
+            restore_seed_states(model, state["seed_states"])
         initial_epoch = state["epoch"] + 1
         if config["restore_best_weights"] and (ckpt / "best.weights.h5").is_file():
             last = model.get_weights()

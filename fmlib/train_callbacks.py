@@ -2,7 +2,8 @@
 
 Imports Keras (and so TensorFlow) at the top; :mod:`fmlib.train` imports this module
 only once it trains. Together with the full model saved after every epoch (weights and
-optimizer state, including the dropout layers' seed-generator state) and the epoch
+optimizer state; the dropout layers' seed-generator states, which Keras does not
+save, go in ``state.json``) and the epoch
 number passed to :class:`fmlib.keras_data.AudioParamsSequence`, these make a resumed
 run follow an uninterrupted one (tests/test_train.py measures how closely).
 """
@@ -21,6 +22,39 @@ from fmlib import files
 LAST_MODEL = "last.keras"
 BEST_WEIGHTS = "best.weights.h5"
 STATE_JSON = "state.json"
+
+
+def seed_states(model) -> list[list[int]]:
+    """The state of every random seed generator of ``model`` (its dropout layers').
+
+    Keras saves a model's seed-generator states nowhere (a loaded model draws new
+    seeds), so a resumed run would draw other dropout masks than an uninterrupted
+    one. The checkpoint keeps them in ``state.json`` instead.
+
+    Returns:
+        One ``[seed, counter]`` pair of ints per generator, in the model's variable
+        order.
+    """
+    return [
+        [int(x) for x in keras.ops.convert_to_numpy(v.value)]
+        for v in model.non_trainable_variables
+        if v.path.endswith("seed_generator_state")
+    ]
+
+
+def restore_seed_states(model, states: list[list[int]]) -> None:
+    """Put back what :func:`seed_states` returned (same architecture)."""
+    variables = [
+        v
+        for v in model.non_trainable_variables
+        if v.path.endswith("seed_generator_state")
+    ]
+    if len(variables) != len(states):
+        raise ValueError(
+            f"{len(states)} seed-generator states for {len(variables)} generators"
+        )
+    for v, state in zip(variables, states, strict=True):
+        v.assign(keras.ops.convert_to_tensor(state, dtype=v.dtype))
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -88,5 +122,6 @@ class Checkpoint(keras.callbacks.Callback):
             "best_epoch": int(self.es.best_epoch),
             "stopped": bool(self.model.stop_training),
             "train_seconds": self.seconds,
+            "seed_states": seed_states(self.model),
         }
         files.write_json(self.folder / STATE_JSON, state)

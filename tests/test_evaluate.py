@@ -17,18 +17,13 @@ from fmlib.evaluate import CSV_COLUMNS, METHODS, evaluate
 from fmlib.nsynth import read_note
 from fmlib.soundfont import build_soundfont_set
 
-TINY = {"conv_filters": [4, 8, 8], "l2": 0.0, "epochs": 1, "batch_size": 16}
 BROKEN = "guitar_soundfont_999-060-100"
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    from fmlib.dataset import generate_dataset
-    from fmlib.train import train
-
-    root = tmp_path_factory.mktemp("evalmodel")
-    ds = generate_dataset(root / "ds", n=32, seed=0, workers=1, progress=False)
-    return train(ds, root / "model", config=TINY, seed=0, verbose=0)
+@pytest.fixture
+def model_dir(tiny_model):
+    """The session's tiny model (tests/conftest.py); read-only."""
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
