@@ -16,10 +16,13 @@ A model folder holds::
     history.csv        one row per epoch (Keras CSVLogger, appended on resume)
     table4_last_epochs.{csv,md}, table5_test_metrics.{csv,md},
     per_parameter_mae.{csv,md}, carrier_cents.{csv,md}, results.json,
-    test_predictions.csv, fig10_mse.png, fig11_mae.png
+    test_predictions.csv
+    fig10_mse.png, fig11_mae.png   written by the ``train`` command
+                       (:func:`fmlib.train_cli.plot_history_figures`); notebooks
+                       draw them with :func:`fmlib.plots.plot_history`
     .lock              locked (flock) by the process training into the folder
     checkpoint/        last epoch's model + optimizer, best weights, early-stopping
-                       state; removed once training is complete
+                       and dropout-seed state; removed once training is complete
 
 Interrupting and rerunning the same command resumes after the last completed epoch.
 Resumption restores the weights and the optimizer's state

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fmlib import files
 from fmlib.dataset_reader import open_dataset
 from fmlib.errors import InputError
+from fmlib.train_results import HISTORY_CSV
 
 
 def configure_parser(parser) -> None:
@@ -53,7 +55,7 @@ def run(args) -> int:
     open_dataset(data)  # a damaged dataset is refused here, before any work
     from fmlib.train import ensure_model
 
-    ensure_model(
+    model_dir = ensure_model(
         data,
         out,
         config=overrides or None,
@@ -62,4 +64,33 @@ def run(args) -> int:
         limit=args.limit,
         verbose=1,
     )
+    import pandas as pd
+
+    paths = plot_history_figures(pd.read_csv(model_dir / HISTORY_CSV), model_dir)
+    print(f"figures: {', '.join(p.name for p in paths)}")
     return 0
+
+
+def plot_history_figures(history, out_dir: Path) -> list[Path]:
+    """Figures 10-11 (MSE and MAE per epoch, train and validation) as
+    ``fig10_mse.png`` and ``fig11_mae.png`` in ``out_dir``.
+
+    Args:
+        history: DataFrame of ``history.csv`` (``epoch`` from 0, ``mse``, ``mae``,
+            ``val_mse``, ``val_mae`` on standardised targets).
+
+    Returns:
+        The two PNG paths.
+    """
+    import matplotlib.pyplot as plt
+
+    from fmlib.plots import plot_history, save_figure
+
+    paths = []
+    for metric, stem in (("mse", "fig10_mse"), ("mae", "fig11_mae")):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        plot_history(ax, history, metric)
+        ax.set_title(f"Evolution of {metric.upper()} during training")
+        fig.tight_layout()
+        paths.append(save_figure(fig, stem, out_dir=out_dir, show=False))
+    return paths

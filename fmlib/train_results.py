@@ -1,8 +1,9 @@
-"""A trained model's results as files: Tables 4-5, per-parameter errors, Figures 10-11.
+"""A trained model's results as files: Tables 4-5, per-parameter errors, predictions.
 
 Written by :func:`fmlib.train.train` once training ends; the paper's numbers come
-from :mod:`fmlib.paper_reference` and the figures from
-:func:`fmlib.plots.plot_history`, the one function that draws them.
+from :mod:`fmlib.paper_reference`. Figures 10-11 are drawn by
+:func:`fmlib.plots.plot_history` alone: the notebooks call it, and so does the
+``train`` command (:mod:`fmlib.train_cli`), which sits above the plots.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def carrier_cents(predicted_hz, true_hz) -> np.ndarray:
 def write_results(
     out_dir, *, model, dataset, split, scaler, vectors, batch_size: int = 32
 ) -> dict[str, Any]:
-    """Write Tables 4-5, per-parameter MAE, carrier cents and Figures 10-11.
+    """Write Tables 4-5, per-parameter MAE, carrier cents and the test predictions.
 
     Args:
         model: The trained Keras model.
@@ -115,7 +116,6 @@ def write_results(
     pred_df.insert(0, "note", test)
     files.write_text(out_dir / "test_predictions.csv", pred_df.to_csv(index=False))
 
-    plot_history_figures(history, out_dir)
     results = {
         "table4": t4.to_dict(orient="list"),
         "table5": {"raw": m_raw, "postprocessed": m_post, "paper": PAPER_TABLE5},
@@ -129,28 +129,3 @@ def write_results(
     }
     files.write_json(out_dir / "results.json", results)
     return results
-
-
-def plot_history_figures(history, out_dir: Path) -> list[Path]:
-    """Figures 10-11 (MSE and MAE per epoch, train and validation) as
-    ``fig10_mse.png`` and ``fig11_mae.png`` in ``out_dir``.
-
-    Args:
-        history: DataFrame of ``history.csv`` (``epoch`` from 0, ``mse``, ``mae``,
-            ``val_mse``, ``val_mae`` on standardised targets).
-
-    Returns:
-        The two PNG paths.
-    """
-    import matplotlib.pyplot as plt
-
-    from fmlib.plots import plot_history, save_figure
-
-    paths = []
-    for metric, stem in (("mse", "fig10_mse"), ("mae", "fig11_mae")):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        plot_history(ax, history, metric)
-        ax.set_title(f"Evolution of {metric.upper()} during training")
-        fig.tight_layout()
-        paths.append(save_figure(fig, stem, out_dir=out_dir, show=False))
-    return paths
