@@ -122,6 +122,7 @@ def test_resume_after_interruption(model_dir, data_dir, tmp_path):
         evaluate(model_dir, data_dir, out, limit=3, progress=False)
 
 
+@pytest.mark.slow
 def test_killed_run_resumed_equals_uninterrupted(
     model_dir, data_dir, tmp_path, monkeypatch
 ):
