@@ -34,8 +34,8 @@ uninterrupted one (to the last bit on one CPU thread; see
 
 Modules: this one splits, fits, resumes and records; :mod:`fmlib.train_callbacks`
 (Keras callbacks) and :mod:`fmlib.keras_data` (the batch adapter) import Keras;
-:mod:`fmlib.train_results` writes the tables and figures; :mod:`fmlib.train_cli` is
-the ``train`` command.
+:mod:`fmlib.train_results` writes the tables; :mod:`fmlib.train_cli` is the
+``train`` command (and draws Figures 10-11).
 """
 
 from __future__ import annotations

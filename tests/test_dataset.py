@@ -99,6 +99,7 @@ def test_different_seed_differs(reference, tmp_path):
     assert (a.vectors() != b.vectors()).any(axis=1).all()
 
 
+@pytest.mark.slow
 def test_resume_after_kill_gives_identical_bytes(reference, tmp_path):
     out = tmp_path / "killed"
     n, shard = 120, 40  # ~50 ms per shard: time to kill inside the second one

@@ -191,6 +191,7 @@ def test_cli_errors_exit_2(tmp_path, capsys):
     assert "--epochs" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_folder_being_trained_by_a_live_process_is_refused(dataset_dir, tmp_path):
     import subprocess
     import sys
