@@ -7,7 +7,7 @@ STAMP := $(VENV)/.fmlib-installed
 PROFILE ?= paper
 FORCE ?= 0
 
-.PHONY: test reproduce venv lint bench clean-venv
+.PHONY: test test-fast reproduce venv lint bench clean-venv
 
 venv: $(STAMP)
 
@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The suite without the tests marked slow (each over 5 s on a 2-core CPU).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
 
 reproduce: $(STAMP)
 	$(PY) -m fmlib reproduce --profile $(PROFILE) $(if $(filter 1,$(FORCE)),--force,)

@@ -41,7 +41,8 @@ def main() -> None:
 
     import keras
 
-    from fmlib.dataset import AudioParamsSequence, open_dataset
+    from fmlib.dataset import open_dataset
+    from fmlib.keras_data import AudioParamsSequence
     from fmlib.model import PAPER_CONFIG, TargetScaler, build_model, compile_model
     from fmlib.train import split_indices, target_vectors
 

@@ -47,6 +47,35 @@ class Algorithm:
         visit(CARRIER)
         return tuple(order)
 
+    def target(self, op: str) -> str | None:
+        """The operator ``op`` modulates (None for the carrier)."""
+        return next((dst for src, dst in self.edges if src == op), None)
+
+    def interchangeable(self) -> tuple[tuple[str, ...], ...]:
+        """Groups of modulators that can swap their parameters without changing
+        the sound.
+
+        Two modulators are interchangeable when they modulate the same operator and
+        nothing modulates them: each then adds ``index * sin(phase)`` to the same
+        phase sum, and a sum does not depend on the order of its terms. A modulator
+        has no other structural property in this synthesizer (no feedback, no own
+        envelope, no output level), so these two conditions are the whole test.
+        Modulators with sources are never grouped, even when their sub-graphs are
+        alike: swapping them would have to swap whole stacks.
+
+        Returns:
+            Groups of at least two operator names, each group and the groups sorted
+            (``(("M1", "M2"),)`` for ``dx7_18``; ``()`` for ``serial``).
+        """
+        by_target: dict[str, list[str]] = {}
+        for op in MODULATORS:
+            dst = self.target(op)
+            if dst is not None and not self.sources(op):
+                by_target.setdefault(dst, []).append(op)
+        return tuple(
+            sorted(tuple(sorted(ops)) for ops in by_target.values() if len(ops) > 1)
+        )
+
 
 def _check(alg: Algorithm) -> Algorithm:
     targets = {}

@@ -68,9 +68,10 @@ def prepare_audio(audio, sample_rate: int) -> tuple[np.ndarray, list[str]]:
 
     Steps, each reported in ``changes`` only when it changes something: mix the
     channels down to mono (their mean); resample to 16 kHz with
-    ``scipy.signal.resample_poly`` using the exact rational factor
-    16000 / sample_rate; zero-pad or trim the end to 4 s (64,000 samples). The level
-    is left as it is.
+    :func:`fmlib.resample.to_16k` (48 kHz through the synthesizer's own low-pass,
+    other rates through ``scipy.signal.resample_poly`` with the exact rational
+    factor 16000 / sample_rate); zero-pad or trim the end to 4 s (64,000 samples).
+    The level is left as it is.
 
     Args:
         audio: float array of shape (n,) or (n, channels), nominal range [-1, 1].
@@ -83,7 +84,7 @@ def prepare_audio(audio, sample_rate: int) -> tuple[np.ndarray, list[str]]:
     Raises:
         InputError: empty, non-finite or silent audio, or a bad sample rate.
     """
-    from scipy.signal import resample_poly
+    from fmlib.resample import to_16k
 
     x = np.asarray(audio, dtype=np.float64)
     if x.ndim not in (1, 2):
@@ -107,8 +108,7 @@ def prepare_audio(audio, sample_rate: int) -> tuple[np.ndarray, list[str]]:
             changes.append(f"mixed {x.shape[1]} channels down to mono")
         x = x.mean(axis=1)
     if sample_rate != P.SAMPLE_RATE:
-        g = math.gcd(P.SAMPLE_RATE, sample_rate)
-        x = resample_poly(x, P.SAMPLE_RATE // g, sample_rate // g)
+        x = to_16k(x, sample_rate)
         changes.append(f"resampled from {sample_rate} Hz to {P.SAMPLE_RATE} Hz")
     n = len(x)
     seconds = n / P.SAMPLE_RATE

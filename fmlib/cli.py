@@ -30,9 +30,12 @@ from fmlib.errors import InputError, MissingFileError
 #: command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("fmlib.render_cli", "render a patch JSON to a 16 kHz WAV"),
-    "generate": ("fmlib.dataset", "generate a random-patch training dataset"),
-    "stats": ("fmlib.stats", "statistics, histograms and aliasing report of a dataset"),
-    "train": ("fmlib.train", "train the paper's CNN on a dataset"),
+    "generate": ("fmlib.dataset_cli", "generate a random-patch training dataset"),
+    "stats": (
+        "fmlib.stats_cli",
+        "statistics, histograms and aliasing report of a dataset",
+    ),
+    "train": ("fmlib.train_cli", "train the paper's CNN on a dataset"),
     "predict": ("fmlib.predict", "predict a patch for a WAV file with a trained model"),
     "match": (
         "fmlib.match_cli",

@@ -1,4 +1,4 @@
-"""The training dataset on disk: generate it from a seed, resume it, read it lazily.
+"""The training dataset on disk: generate it from a seed, resume it, reuse it.
 
 Layout of a dataset folder (``python -m fmlib generate --n N --seed S --out DIR``)::
 
@@ -29,24 +29,25 @@ the shard size. Crash safety: every file is written to a temporary name and rena
 the parent records a shard's checksum in the manifest (also written atomically) only
 after the shard is in place. A rerun verifies every recorded checksum and renders only
 what is missing or corrupt.
+
+Modules: this one plans, locks, resumes and records; :mod:`fmlib.dataset_reader`
+holds the format and the reader (:func:`open_dataset`, :class:`Dataset`, re-exported
+here); :mod:`fmlib.dataset_workers` renders shards in a process pool;
+:mod:`fmlib.keras_data` serves batches to Keras; :mod:`fmlib.dataset_cli` is the
+``generate`` command.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import functools
 import hashlib
-import io
 import json
-import multiprocessing as mp
 import os
 import shutil
-import signal
 import sys
-from collections.abc import Iterator, Sequence
-from functools import cached_property
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,108 +56,35 @@ import numpy as np
 from fmlib import files
 from fmlib import params as P
 from fmlib.algorithms import DEFAULT_ALGORITHM
+from fmlib.dataset_reader import (  # noqa: F401 (re-exported: the dataset's names)
+    AUDIO_DIR,
+    DEFAULT_SHARD_SIZE,
+    FORMAT,
+    FORMAT_VERSION,
+    LOCK_NAME,
+    MANIFEST_NAME,
+    N_SAMPLES,
+    PARAMS_NAME,
+    SEEDING,
+    WAV_DIR,
+    Dataset,
+    _npy_header,
+    _npy_size,
+    _read_manifest,
+    _shard_file,
+    _shard_is_valid,
+    _shard_plan,
+    check_int,
+    dataset_config,
+    open_dataset,
+)
+from fmlib.dataset_workers import (  # noqa: F401 (re-exported)
+    _run_tasks,
+    render_fingerprint,
+    render_notes,
+)
 from fmlib.errors import InputError, MissingFileError
-from fmlib.patch import Patch, patch_from_vector
 from fmlib.sampler import SamplerConfig, sample_vectors
-
-FORMAT = "fmlib-dataset"
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-PARAMS_NAME = "params.csv"
-AUDIO_DIR = "audio"
-WAV_DIR = "wav"
-LOCK_NAME = ".lock"
-#: Notes per shard file (256 x 64,000 x 4 B = 64 MB). Workers stream rows to disk,
-#: so memory does not depend on it; it sets the resume granularity.
-DEFAULT_SHARD_SIZE = 256
-#: Samples per note at 16 kHz.
-N_SAMPLES = round(P.DURATION_S * P.SAMPLE_RATE)
-#: How a note's random stream is derived (recorded in the manifest).
-SEEDING = "PCG64(SeedSequence(seed, spawn_key=(note_index,)))"
-_HASH_CHUNK = 1 << 22
-
-
-# --------------------------------------------------------------------------- helpers
-_sha256_file = files.file_sha256
-_write_text_atomic = files.write_text
-
-
-class _HashingWriter(io.RawIOBase):
-    """A write-only stream that forwards to a file and hashes what passes through."""
-
-    def __init__(self, f) -> None:
-        self._f = f
-        self.hash = hashlib.sha256()
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b) -> int:
-        self.hash.update(b)
-        return self._f.write(b)
-
-
-def _npy_header(count: int) -> bytes:
-    """The ``.npy`` (format 1.0) header of a float32 (count, N_SAMPLES) array."""
-    buf = io.BytesIO()
-    header = {"descr": "<f4", "fortran_order": False, "shape": (count, N_SAMPLES)}
-    np.lib.format.write_array_header_1_0(buf, header)
-    return buf.getvalue()
-
-
-def _write_shard_atomic(path: Path, rows: Iterator[np.ndarray], count: int) -> str:
-    """Stream ``count`` float32 rows into a ``.npy`` file via a temporary file.
-
-    Only one row is held at a time, so a worker's memory does not depend on the
-    shard size. The bytes equal ``np.save(path, np.stack(rows))``.
-
-    Returns:
-        sha256 hex digest of the file.
-    """
-    with files.atomic_path(path) as tmp, open(tmp, "wb") as f:
-        writer = _HashingWriter(f)
-        writer.write(_npy_header(count))
-        written = 0
-        for row in rows:
-            writer.write(np.ascontiguousarray(row, dtype="<f4").tobytes())
-            written += 1
-        if written != count:
-            raise AssertionError(f"shard {path.name}: {written} rows, not {count}")
-    return writer.hash.hexdigest()
-
-
-def _shard_plan(n: int, shard_size: int) -> list[tuple[int, int]]:
-    """(start, count) of every shard."""
-    return [(s, min(shard_size, n - s)) for s in range(0, n, shard_size)]
-
-
-def _shard_file(k: int) -> str:
-    return f"{AUDIO_DIR}/shard-{k:05d}.npy"
-
-
-def _npy_size(count: int) -> int:
-    """Exact size in bytes of a float32 (count, N_SAMPLES) ``.npy`` file."""
-    return len(_npy_header(count)) + count * N_SAMPLES * 4
-
-
-def dataset_config(*, n: int, seed: int, sampler: SamplerConfig) -> dict[str, Any]:
-    """The settings that determine a dataset's content (compared on reuse).
-
-    Returns:
-        A JSON-normalised dict (lists, not tuples).
-    """
-    cfg = {
-        "n": int(n),
-        "seed": int(seed),
-        "sampler": sampler.to_dict(),
-        "seeding": SEEDING,
-        "sample_rate": P.SAMPLE_RATE,
-        "duration_s": P.DURATION_S,
-        "note_off_s": P.NOTE_OFF_S,
-        "n_samples": N_SAMPLES,
-        "audio_dtype": "float32",
-    }
-    return json.loads(json.dumps(cfg))
 
 
 def _versions() -> dict[str, str]:
@@ -187,41 +115,12 @@ def _new_manifest(config: dict[str, Any], shard_size: int) -> dict[str, Any]:
     }
 
 
-def render_fingerprint(*, seed: int, sampler: SamplerConfig) -> str:
-    """sha256 of note 0's float32 audio as rendered now.
-
-    Recorded in the manifest when a dataset is started: resuming with a synthesizer
-    (or numpy) that renders differently would mix two renderers in one dataset, so
-    :func:`generate_dataset` refuses it. Costs one render (a few ms).
-    """
-    v = sample_vectors(1, seed=seed, config=sampler)
-    audio = render_notes(v, algorithm=sampler.algorithm)
-    return files.bytes_sha256(audio.tobytes())
-
-
 def _manifest_text(manifest: dict[str, Any]) -> str:
     return json.dumps(manifest, indent=2) + "\n"
 
 
 def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    _write_text_atomic(out / MANIFEST_NAME, _manifest_text(manifest))
-
-
-def _read_manifest(path: Path) -> dict[str, Any]:
-    """Parse ``path/manifest.json``; InputError when it is not an fmlib dataset's."""
-    f = path / MANIFEST_NAME
-    try:
-        m = json.loads(f.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{f}: not a readable dataset manifest ({exc})") from None
-    if not isinstance(m, dict) or m.get("format") != FORMAT:
-        raise InputError(f"{f}: not an fmlib dataset manifest")
-    if m.get("format_version") != FORMAT_VERSION:
-        raise InputError(
-            f"{f}: dataset format version {m.get('format_version')!r}; this fmlib "
-            f"reads version {FORMAT_VERSION} (regenerate it with --force)"
-        )
-    return m
+    files.write_text(out / MANIFEST_NAME, _manifest_text(manifest))
 
 
 def _params_rows(vectors: np.ndarray, algorithm: str) -> str:
@@ -266,52 +165,14 @@ def _params_sha256(*, n: int, seed: int, sampler: SamplerConfig, size: int) -> s
     return h.hexdigest()
 
 
-# --------------------------------------------------------------------------- workers
-def render_notes(vectors: np.ndarray, *, algorithm: str) -> np.ndarray:
-    """Render parameter vectors; row ``i`` equals ``render(patch_from_vector(v_i))``.
-
-    Args:
-        vectors: float64 array of shape (k, 15), TARGET_NAMES order.
-        algorithm: Operator graph name.
-
-    Returns:
-        float32 array of shape (k, 64000), 16 kHz audio.
-    """
-    from fmlib.synth import render
-
-    out = np.empty((len(vectors), N_SAMPLES), dtype=np.float32)
-    for i, v in enumerate(vectors):
-        out[i] = render(patch_from_vector(v, algorithm=algorithm))
-    return out
-
-
-def _render_shard(task: tuple) -> tuple[int, str]:
-    """Worker: sample, render and atomically write one shard; return (k, sha256)."""
-    from fmlib.synth import render
-
-    k, start, count, seed, sampler_dict, path = task
-    sampler = SamplerConfig.from_dict(sampler_dict)
-    vectors = sample_vectors(count, seed=seed, start=start, config=sampler)
-    rows = (render(patch_from_vector(v, algorithm=sampler.algorithm)) for v in vectors)
-    return k, _write_shard_atomic(Path(path), rows, count)
-
-
-# --------------------------------------------------------------------------- generate
 #: The largest ``n`` accepted (25.6 TB of audio): anything above is a typo.
 MAX_NOTES = 100_000_000
+
 #: The most worker processes accepted.
 MAX_WORKERS = 256
+
 #: The largest shard accepted (65,536 notes: 16.8 GB per file).
 MAX_SHARD_SIZE = 65_536
-
-
-def _check_int(name: str, value: Any, *, low: int, high: int | None = None) -> int:
-    valid = f"an integer >= {low}" if high is None else f"{low} to {high:,}"
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InputError(f"{name}: expected {valid}, got {value!r}")
-    if value < low or (high is not None and value > high):
-        raise InputError(f"{name}: {value:,} is not valid; valid: {valid}")
-    return int(value)
 
 
 def _shard_size_of(out: Path) -> int:
@@ -347,8 +208,10 @@ def _check_folder(out: Path) -> None:
 #: Upper bound of one params.csv row, bytes (15 shortest-repr floats of at most 24
 #: characters, commas, the algorithm's name).
 _PARAMS_ROW_BYTES = 15 * 25 + 32
+
 #: Upper bound of one shard's entry in manifest.json, bytes.
 _MANIFEST_SHARD_BYTES = 160
+
 #: One ``--wav`` note: a 32-bit float WAV (the worst case) and its patch JSON.
 _WAV_NOTE_BYTES = N_SAMPLES * 4 + 64 + 1024
 
@@ -431,18 +294,6 @@ def _remove_dataset(out: Path) -> None:
     (out / AUDIO_DIR).mkdir(exist_ok=True)
 
 
-def _shard_is_valid(out: Path, shard: dict[str, Any]) -> bool:
-    if not shard.get("sha256"):
-        return False
-    f = out / shard["file"]
-    try:
-        if f.stat().st_size != _npy_size(shard["count"]):
-            return False
-        return _sha256_file(f) == shard["sha256"]
-    except OSError:
-        return False
-
-
 def _tqdm(progress: bool, **kwargs):
     from tqdm.auto import tqdm
 
@@ -486,14 +337,14 @@ def generate_dataset(
             an unwritable folder, or a write error such as a full disk (rerunning
             resumes: no partial shard is ever recorded as valid).
     """
-    n = _check_int("n", n, low=1, high=MAX_NOTES)
-    seed = _check_int("seed", seed, low=0)
+    n = check_int("n", n, low=1, high=MAX_NOTES)
+    seed = check_int("seed", seed, low=0)
     if workers is None:
         workers = os.cpu_count() or 1
-    workers = _check_int("workers", workers, low=1, high=MAX_WORKERS)
+    workers = check_int("workers", workers, low=1, high=MAX_WORKERS)
     if shard_size is not None:
-        shard_size = _check_int("shard_size", shard_size, low=1, high=MAX_SHARD_SIZE)
-    wav = _check_int("wav", wav, low=0)
+        shard_size = check_int("shard_size", shard_size, low=1, high=MAX_SHARD_SIZE)
+    wav = check_int("wav", wav, low=0)
     if wav > n:
         raise InputError(f"wav: {wav} is more than the {n} notes of the dataset")
     if sampler is None:
@@ -591,7 +442,7 @@ def _generate_locked(
     expected = manifest.get("params_sha256") or _params_sha256(
         n=n, seed=seed, sampler=sampler, size=size
     )
-    if not params_path.is_file() or _sha256_file(params_path) != expected:
+    if not params_path.is_file() or files.file_sha256(params_path) != expected:
         expected = _write_params_csv(
             out, n=n, seed=seed, sampler=sampler, shard_size=size
         )
@@ -657,54 +508,6 @@ def _generate_locked(
         _write_wavs(out, wav)
 
 
-def _ignore_sigint() -> None:
-    """Pool initializer: Ctrl-C is handled by the parent alone, which stops the pool
-    and removes half-written files (no traceback from every worker)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-#: Thread-count variables of the BLAS/OpenMP libraries numpy and scipy may use.
-_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-@contextlib.contextmanager
-def _single_threaded_children():
-    """Spawned workers inherit ``*_NUM_THREADS=1``: there is one process per core
-    already, so a multi-threaded numerical library inside each would oversubscribe
-    the cores (the renderer itself uses no BLAS: its output never depends on thread
-    counts, see ``fmlib.synth._small_matmul``)."""
-    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
-    os.environ.update({k: "1" for k in _THREAD_VARS})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def _run_tasks(tasks: list[tuple], *, workers: int) -> Iterator[tuple[int, str]]:
-    """Yield (k, sha256) as shards finish; in this process when one worker suffices."""
-    workers = min(workers, len(tasks))
-    if workers == 1:
-        for task in tasks:
-            yield _render_shard(task)
-        return
-    # spawn: safe even when TensorFlow (threads) is loaded in the parent, and each
-    # worker imports only numpy/scipy/fmlib (never Keras).
-    ctx = mp.get_context("spawn")
-    with _single_threaded_children():
-        pool = ctx.Pool(workers, initializer=_ignore_sigint)
-    try:
-        yield from pool.imap_unordered(_render_shard, tasks)
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
-
-
 def _write_wavs(out: Path, k: int) -> None:
     from fmlib.audio_io import write_wav
     from fmlib.patch import save_patch
@@ -763,304 +566,3 @@ def ensure_dataset(
             elif not verify or not ds.verify():
                 return out
     return generate_dataset(out, n=n, seed=seed, force=force, sampler=sampler, **kwargs)
-
-
-# --------------------------------------------------------------------------- reading
-class Dataset:
-    """A complete dataset folder, read lazily from memory-mapped shards.
-
-    Attributes:
-        path: The dataset folder.
-        manifest: The parsed ``manifest.json``.
-        manifest_hash: sha256 hex digest of the ``manifest.json`` bytes.
-        n: Number of notes.
-        algorithm: Operator graph of every note.
-    """
-
-    def __init__(self, path: Path, manifest: dict[str, Any], manifest_hash: str):
-        self.path = path
-        self.manifest = manifest
-        self.manifest_hash = manifest_hash
-        self.n: int = manifest["n"]
-        self.shard_size: int = manifest["shard_size"]
-        self.algorithm: str = manifest["config"]["sampler"]["algorithm"]
-        self._maps: dict[int, np.ndarray] = {}
-
-    def __repr__(self) -> str:
-        return f"Dataset({str(self.path)!r}, n={self.n}, algorithm={self.algorithm!r})"
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getstate__(self) -> dict[str, Any]:  # memory maps are reopened, not copied
-        state = self.__dict__.copy()
-        state["_maps"] = {}
-        state.pop("params", None)
-        return state
-
-    @cached_property
-    def params(self):
-        """pandas DataFrame, one row per note: TARGET_NAMES (float64) + algorithm."""
-        import pandas as pd
-
-        df = pd.read_csv(self.path / PARAMS_NAME, float_precision="round_trip")
-        expected = [*P.TARGET_NAMES, "algorithm"]
-        if list(df.columns) != expected or len(df) != self.n:
-            raise InputError(
-                f"{self.path / PARAMS_NAME}: expected {self.n} rows with columns "
-                f"{', '.join(expected)}"
-            )
-        return df
-
-    def vectors(self) -> np.ndarray:
-        """All parameter vectors: float64 array of shape (n, 15), TARGET_NAMES order."""
-        return self.params[list(P.TARGET_NAMES)].to_numpy(dtype=np.float64)
-
-    def patch(self, i: int) -> Patch:
-        """Note ``i`` as a validated :class:`~fmlib.patch.Patch`."""
-        row = self.params.iloc[int(i)]
-        return patch_from_vector(
-            row[list(P.TARGET_NAMES)].to_numpy(dtype=np.float64),
-            algorithm=row["algorithm"],
-        )
-
-    def _shard(self, k: int) -> np.ndarray:
-        m = self._maps.get(k)
-        if m is None:
-            shard = self.manifest["shards"][k]
-            m = np.load(self.path / shard["file"], mmap_mode="r", allow_pickle=False)
-            if m.shape != (shard["count"], N_SAMPLES) or m.dtype != np.float32:
-                raise InputError(
-                    f"{self.path / shard['file']}: shape {m.shape} {m.dtype}, expected "
-                    f"({shard['count']}, {N_SAMPLES}) float32; regenerate the dataset"
-                )
-            self._maps[k] = m
-        return m
-
-    def read(self, indices: int | slice | Sequence[int] | np.ndarray) -> np.ndarray:
-        """Audio of the given notes, in the given order.
-
-        Args:
-            indices: note numbers in [0, n) (array-like of ints, a slice or one int).
-
-        Returns:
-            float32 array of shape (k, 64000), 16 kHz; only these rows are read.
-        """
-        if isinstance(indices, slice):
-            idx = np.arange(self.n)[indices]
-        else:
-            idx = np.atleast_1d(np.asarray(indices))
-        if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
-            raise InputError("indices: expected a 1-D sequence of integer note numbers")
-        if idx.size and (idx.min() < 0 or idx.max() >= self.n):
-            raise InputError(f"indices: note numbers must be in [0, {self.n})")
-        out = np.empty((idx.size, N_SAMPLES), dtype=np.float32)
-        shard_of = idx // self.shard_size
-        for k in np.unique(shard_of):
-            mask = shard_of == k
-            rows = idx[mask] - k * self.shard_size
-            out[mask] = self._shard(int(k))[rows]
-        return out
-
-    def verify(self) -> list[str]:
-        """Recompute every checksum; return the files that do not match (empty: OK)."""
-        bad = [
-            s["file"]
-            for s in self.manifest["shards"]
-            if not _shard_is_valid(self.path, s)
-        ]
-        if _sha256_file(self.path / PARAMS_NAME) != self.manifest["params_sha256"]:
-            bad.append(PARAMS_NAME)
-        return bad
-
-
-def open_dataset(path: str | os.PathLike) -> Dataset:
-    """Open a complete dataset folder made by :func:`generate_dataset`.
-
-    Cheap: reads the manifest and checks that every shard has its expected size;
-    :meth:`Dataset.verify` recomputes the checksums.
-
-    Raises:
-        MissingFileError: no such folder or no manifest in it.
-        InputError: not a dataset, an unfinished one, or a shard of the wrong size.
-    """
-    path = Path(path)
-    if not (path / MANIFEST_NAME).is_file():
-        raise MissingFileError(f"{path}: no dataset here (no {MANIFEST_NAME})")
-    raw = (path / MANIFEST_NAME).read_bytes()
-    manifest = _read_manifest(path)
-    if not manifest.get("complete"):
-        raise InputError(
-            f"{path}: the dataset is unfinished; rerun the same generate command "
-            "to complete it"
-        )
-    for shard in manifest["shards"]:
-        f = path / shard["file"]
-        if not f.is_file() or f.stat().st_size != _npy_size(shard["count"]):
-            raise InputError(
-                f"{f}: missing or of the wrong size; rerun the generate command to "
-                "repair the dataset"
-            )
-    return Dataset(path, manifest, files.bytes_sha256(raw))
-
-
-def _make_sequence_class():
-    """Build :class:`AudioParamsSequence` on first use, so that importing this module
-    (and every generate worker) never imports Keras/TensorFlow."""
-    import keras
-
-    class AudioParamsSequence(keras.utils.PyDataset):
-        """Keras batches (audio, targets) read lazily from a :class:`Dataset`.
-
-        Args:
-            dataset: A :class:`Dataset` or a dataset folder.
-            indices: Note numbers to serve (1-D ints in [0, n)), e.g. a training split.
-            targets: Optional array of shape (len(indices), m) aligned with
-                ``indices`` (row j belongs to note ``indices[j]``), e.g. scaled
-                targets; default: the notes' 15 parameters in original units.
-            batch_size: Notes per batch; the last batch may be smaller.
-            shuffle: Visit the notes in a new random order every epoch; the order of
-                epoch e is a permutation drawn from ``default_rng([seed, e])``.
-            seed: Seed of the shuffling.
-            initial_epoch: Epoch number of the first epoch served (pass Keras'
-                ``initial_epoch`` when resuming, so a resumed training run sees the
-                same orders as an uninterrupted one).
-            **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size`` of
-                ``keras.utils.PyDataset``.
-
-        Batch ``i`` is ``(x, y)``: x float32 of shape (b, 64000, 1) (16 kHz audio),
-        y float32 of shape (b, m) (m = 15 by default).
-        """
-
-        def __init__(
-            self,
-            dataset: Dataset | str | os.PathLike,
-            indices,
-            *,
-            targets=None,
-            batch_size: int = 32,
-            shuffle: bool = False,
-            seed: int = 0,
-            initial_epoch: int = 0,
-            **kwargs: Any,
-        ):
-            super().__init__(**kwargs)
-            ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
-            idx = np.asarray(indices)
-            if (
-                idx.ndim != 1
-                or idx.size == 0
-                or not np.issubdtype(idx.dtype, np.integer)
-            ):
-                raise InputError(
-                    "indices: expected a non-empty 1-D array of note numbers"
-                )
-            if idx.min() < 0 or idx.max() >= ds.n:
-                raise InputError(f"indices: note numbers must be in [0, {ds.n})")
-            if targets is None:
-                targets = ds.vectors()[idx]
-            targets = np.asarray(targets, dtype=np.float32)
-            if targets.ndim != 2 or len(targets) != len(idx):
-                raise InputError(
-                    f"targets: expected shape ({len(idx)}, m), got {targets.shape}"
-                )
-            self.dataset = ds
-            self.indices = idx.astype(np.int64)
-            self.targets = targets
-            self.batch_size = _check_int("batch_size", batch_size, low=1)
-            self.shuffle = bool(shuffle)
-            self.seed = int(seed)
-            self.epoch = _check_int("initial_epoch", initial_epoch, low=0)
-            self._order = self._permutation()
-
-        def _permutation(self) -> np.ndarray:
-            if not self.shuffle:
-                return np.arange(len(self.indices))
-            return np.random.default_rng([self.seed, self.epoch]).permutation(
-                len(self.indices)
-            )
-
-        def __len__(self) -> int:
-            return -(-len(self.indices) // self.batch_size)
-
-        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-            if not 0 <= i < len(self):
-                raise IndexError(f"batch {i} out of range [0, {len(self)})")
-            pos = self._order[i * self.batch_size : (i + 1) * self.batch_size]
-            x = self.dataset.read(self.indices[pos])[:, :, None]
-            return x, self.targets[pos]
-
-        def on_epoch_end(self) -> None:
-            self.epoch += 1
-            self._order = self._permutation()
-
-    AudioParamsSequence.__module__ = __name__
-    AudioParamsSequence.__qualname__ = "AudioParamsSequence"
-    return AudioParamsSequence
-
-
-def __getattr__(name: str):
-    if name == "AudioParamsSequence":
-        cls = _make_sequence_class()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-# --------------------------------------------------------------------------- CLI
-def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--n", type=int, required=True, help="number of notes (>= 1)")
-    p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
-    p.add_argument("--out", required=True, help="dataset folder (created if needed)")
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="processes rendering shards (default: all CPU cores)",
-    )
-    p.add_argument(
-        "--algorithm",
-        default=DEFAULT_ALGORITHM,
-        help=f"operator graph of every note (default {DEFAULT_ALGORITHM})",
-    )
-    p.add_argument(
-        "--shard-size",
-        type=int,
-        default=None,
-        help=f"notes per shard file (default {DEFAULT_SHARD_SIZE}); no effect on notes",
-    )
-    p.add_argument(
-        "--wav",
-        type=int,
-        default=0,
-        metavar="K",
-        help="also write the first K notes as WAV + patch JSON",
-    )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="replace a dataset of another seed/configuration in --out",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def run(args: argparse.Namespace) -> int:
-    out = generate_dataset(
-        args.out,
-        n=args.n,
-        seed=args.seed,
-        algorithm=args.algorithm,
-        workers=args.workers,
-        shard_size=args.shard_size,
-        force=args.force,
-        wav=args.wav,
-        progress=not args.quiet,
-    )
-    ds = open_dataset(out)
-    print(
-        f"dataset: {out} ({ds.n} notes in {ds.manifest['n_shards']} shards, "
-        f"manifest sha256 {ds.manifest_hash[:12]})"
-    )
-    if args.wav:
-        print(f"listening: {out / WAV_DIR} (first {args.wav} notes, WAV + patch JSON)")
-    return 0

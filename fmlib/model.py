@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from fmlib import params as P
+from fmlib.algorithms import get_algorithm
 from fmlib.errors import InputError
 
 #: Number of targets (the flat parameter vector).
@@ -263,23 +264,26 @@ def _as_vectors(vectors) -> np.ndarray:
     return v
 
 
-#: Columns of M1 and M2 in the flat vector: (ratio_1, index_1), (ratio_2, index_2).
-_M1 = (P.TARGET_NAMES.index("ratio_1"), P.TARGET_NAMES.index("index_1"))
-_M2 = (P.TARGET_NAMES.index("ratio_2"), P.TARGET_NAMES.index("index_2"))
-#: Algorithms in which M1 and M2 are interchangeable (both modulate the carrier
-#: directly, nothing modulates them).
-_SYMMETRIC_M1_M2 = frozenset({"dx7_18"})
+def _modulator_columns(ops: tuple[str, ...]) -> tuple[list[int], list[int]]:
+    """Columns of the ratios and of the indices of modulators ``ops`` ("M1"...)."""
+    ks = [op[1:] for op in ops]
+    return (
+        [P.TARGET_NAMES.index(f"ratio_{k}") for k in ks],
+        [P.TARGET_NAMES.index(f"index_{k}") for k in ks],
+    )
 
 
 def canonicalize(vectors, *, algorithm) -> np.ndarray:
-    """Put M1 and M2 in canonical order where the algorithm makes them interchangeable.
+    """Put interchangeable modulators in canonical order.
 
-    In ``dx7_18`` M1 and M2 each modulate the carrier directly and nothing modulates
-    them, so swapping their (ratio, index) pairs gives the same sound. The canonical
-    order sorts the pair by ratio, ties by index: afterwards ``ratio_1 <= ratio_2``.
-    Training targets and evaluation ground truth both go through this function, so
-    the network never has to guess an arbitrary order. Other algorithms are returned
-    unchanged.
+    Which modulators are interchangeable is read from the operator graph
+    (:meth:`fmlib.algorithms.Algorithm.interchangeable`): in ``dx7_18`` M1 and M2
+    each modulate the carrier directly and nothing modulates them, so swapping
+    their (ratio, index) pairs gives the same sound; ``serial`` has no such pair.
+    Within each group the (ratio, index) pairs are sorted by ratio, ties by index:
+    afterwards ``ratio_1 <= ratio_2`` in ``dx7_18``. Training targets and
+    evaluation ground truth both go through this function, so the network never
+    has to guess an arbitrary order.
 
     Args:
         vectors: (n, 15) or (15,) float parameter vectors, original units.
@@ -287,25 +291,30 @@ def canonicalize(vectors, *, algorithm) -> np.ndarray:
 
     Returns:
         float64 array of the input's shape (a copy).
+
+    Raises:
+        InputError: an unknown algorithm name, or a name count other than 1 or n.
     """
     v = np.array(vectors, dtype=np.float64)
     one = v.ndim == 1
     v = _as_vectors(v).copy()
     if isinstance(algorithm, str):
-        rows = np.full(len(v), algorithm in _SYMMETRIC_M1_M2)
+        names = np.full(len(v), algorithm, dtype=object)
     else:
-        algs = list(algorithm)
-        if len(algs) != len(v):
+        names = np.asarray(list(algorithm), dtype=object)
+        if len(names) != len(v):
             raise InputError(
-                f"algorithm: expected 1 or {len(v)} names, got {len(algs)}"
+                f"algorithm: expected 1 or {len(v)} names, got {len(names)}"
             )
-        rows = np.array([a in _SYMMETRIC_M1_M2 for a in algs], dtype=bool)
-    r1, i1 = v[:, _M1[0]], v[:, _M1[1]]
-    r2, i2 = v[:, _M2[0]], v[:, _M2[1]]
-    swap = rows & ((r1 > r2) | ((r1 == r2) & (i1 > i2)))
-    m1 = v[swap][:, list(_M1)]
-    v[np.ix_(swap, list(_M1))] = v[swap][:, list(_M2)]
-    v[np.ix_(swap, list(_M2))] = m1
+    for name in sorted(set(names.tolist())):
+        groups = get_algorithm(name).interchangeable()
+        rows = np.flatnonzero(names == name)
+        for group in groups:
+            r_cols, i_cols = _modulator_columns(group)
+            r, i = v[np.ix_(rows, r_cols)], v[np.ix_(rows, i_cols)]
+            order = np.lexsort((i, r), axis=-1)  # by ratio, ties by index
+            v[np.ix_(rows, r_cols)] = np.take_along_axis(r, order, axis=-1)
+            v[np.ix_(rows, i_cols)] = np.take_along_axis(i, order, axis=-1)
     return v[0] if one else v
 
 

@@ -8,8 +8,10 @@ its ``source_label`` reads "SoundFont-rendered, not NSynth", and the folder has 
 README.md and a ``soundfont_set.json`` saying how it was made.
 
 Notes: 4 s long, note-on at 0 s, note-off at 3 s, mono (the mean of the stereo
-render), 16 kHz, 64,000 samples. They are rendered at 48 kHz and decimated by 3 with
-``scipy.signal.resample_poly`` (anti-aliased), then peak-normalised to
+render), 16 kHz, 64,000 samples. They are rendered at 48 kHz and brought to 16 kHz
+by the synthesizer's own zero-phase low-pass
+(:func:`fmlib.resample.downsample_48k_to_16k`), so the evaluation notes and the
+training data pass through the same filter; then peak-normalised to
 :data:`PEAK` (NSynth's notes peak at 0.82 on average on the development set; the
 SoundFont's raw levels are 0.07 to 0.35), so velocity changes timbre but not level.
 
@@ -44,18 +46,22 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
-import scipy.signal
 from tqdm import tqdm
 
 from fmlib import files, paths
 from fmlib.audio_io import read_wav, write_wav
 from fmlib.errors import InputError
-from fmlib.params import DURATION_S, NOTE_OFF_S, SAMPLE_RATE
+from fmlib.params import DURATION_S, NOTE_OFF_S, RENDER_SAMPLE_RATE, SAMPLE_RATE
+from fmlib.resample import downsample_48k_to_16k
 
 #: Label written into every note and the folder's README.
 SOURCE_LABEL = "SoundFont-rendered, not NSynth"
-#: Render rate before decimation, Hz.
-RENDER_RATE = 48_000
+#: Render rate before decimation, Hz: the synthesizer's (its filter brings it to
+#: 16 kHz).
+RENDER_RATE = RENDER_SAMPLE_RATE
+#: How the 48 kHz render reaches 16 kHz (recorded in soundfont_set.json; a set made
+#: by another resampler is re-rendered, not mixed).
+RESAMPLER = "fmlib.synth zero-phase low-pass (flat to 7.6 kHz, zero from 8 kHz)"
 #: Peak level of every note after normalisation.
 PEAK = 0.8
 #: Where Debian's fluid-soundfont-gm installs FluidR3_GM.
@@ -114,7 +120,7 @@ def _finish(stereo_48k: np.ndarray) -> np.ndarray | None:
     x = np.asarray(stereo_48k, dtype=np.float64)
     if x.ndim == 2:
         x = x.mean(axis=1)
-    y = scipy.signal.resample_poly(x, 1, RENDER_RATE // SAMPLE_RATE)
+    y = downsample_48k_to_16k(x)
     n = round(DURATION_S * SAMPLE_RATE)
     out = np.zeros(n)
     out[: min(n, y.size)] = y[:n]
@@ -282,6 +288,7 @@ def build_soundfont_set(
         "renderer": renderer,
         "renderer_version": _renderer_version(renderer),
         "render_rate": RENDER_RATE,
+        "resampler": RESAMPLER,
         "peak": PEAK,
         "duration_s": DURATION_S,
         "note_off_s": NOTE_OFF_S,
@@ -289,6 +296,16 @@ def build_soundfont_set(
     }
     if stamp.is_file():
         old = json.loads(stamp.read_text())
+        if old.get("resampler") != RESAMPLER and all(
+            old.get(k) == v for k, v in how.items() if k != "resampler"
+        ):
+            # made by an older fmlib whose 48 -> 16 kHz filter differed: the notes
+            # are ours to remake, not to mix with new ones
+            print(f"{out_dir}: made with another resampler; re-rendering it")
+            shutil.rmtree(audio_dir, ignore_errors=True)
+            (out_dir / "examples.json").unlink(missing_ok=True)
+            audio_dir.mkdir()
+            old = {**old, "resampler": RESAMPLER}
         if {k: old.get(k) for k in how} != how:
             raise InputError(
                 f"{out_dir} was rendered differently ({old.get('soundfont')}, "

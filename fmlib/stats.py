@@ -1,6 +1,7 @@
 """Statistics of a dataset: proportions against the paper's, histograms, aliasing.
 
-``python -m fmlib stats DATASET_DIR [--out DIR]`` writes, into ``DIR`` (default
+``python -m fmlib stats DATASET_DIR [--out DIR]`` (:mod:`fmlib.stats_cli`) writes,
+into ``DIR`` (default
 ``DATASET_DIR/stats``): ``dataset_proportions.csv/.md``, ``dataset_aliasing.csv/.md``
 (summary), ``dataset_aliasing_notes.csv`` (per note), ``dataset_histograms.png`` and
 ``dataset_stats.json`` (all numbers).
@@ -34,8 +35,6 @@ f > 24 kHz appears at |f - 48k * round(f / 48k)|, so 24-40 kHz lands in 8-24 kHz
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -365,54 +364,3 @@ def aliasing_report(params, *, algorithm: str | None = None, measure: bool = Tru
     return aliasing_summary(
         aliasing_notes(params, algorithm=algorithm, measure=measure)
     )
-
-
-# --------------------------------------------------------------------------- CLI
-def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dataset", help="dataset folder made by 'python -m fmlib generate'")
-    p.add_argument("--out", default=None, help="output folder (default: DATASET/stats)")
-    p.add_argument(
-        "--no-measure",
-        action="store_true",
-        help="skip the oversampled aliasing measurement (Carson only)",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    from fmlib import files
-    from fmlib.dataset import open_dataset
-    from fmlib.plots import save_figure
-    from fmlib.reproduce import write_table
-
-    data = files.check_input(args.dataset, kind="folder", what="dataset folder")
-    out = Path(args.out) if args.out else data / "stats"
-    files.check_output(out, kind="folder")
-    files.check_distinct({"--out": out}, {"dataset": data})
-    ds = open_dataset(data)
-    table = proportions(ds.params)
-    notes = aliasing_notes(ds.params, measure=not args.no_measure)
-    report = aliasing_summary(notes)
-    write_table(table, "dataset_proportions", out_dir=out)
-    write_table(report, "dataset_aliasing", out_dir=out)
-    files.write_text(out / "dataset_aliasing_notes.csv", notes.to_csv(index=False))
-    fig_path = save_figure(
-        histogram_figure(ds.params), "dataset_histograms", out_dir=out, show=False
-    )
-    files.write_json(
-        out / "dataset_stats.json",
-        {
-            "dataset": str(ds.path),
-            "manifest_sha256": ds.manifest_hash,
-            "n": ds.n,
-            "proportions": table.to_dict(orient="records"),
-            "aliasing": report.to_dict(orient="records"),
-            "carson_upper_hz_quantiles": {
-                q: float(np.quantile(notes["carson_upper_hz"], float(q)))
-                for q in ("0.5", "0.9", "0.99")
-            },
-        },
-    )
-    print(table.to_string(index=False))
-    print(report.to_string(index=False))
-    print(f"statistics: {out} (tables, {fig_path.name}, dataset_stats.json)")
-    return 0

@@ -5,7 +5,7 @@ train+validation and test, hold out 20% of the former for validation (5,000 note
 3,000 / 750 / 1,250, seeded); standardise the canonical targets on the training split;
 Adamax, MSE loss, MSE and MAE metrics, batch 32, up to 200 epochs, EarlyStopping on
 ``val_loss`` with patience 10 restoring the best weights. Audio streams from the
-memory-mapped dataset through :class:`fmlib.dataset.AudioParamsSequence`.
+memory-mapped dataset through :class:`fmlib.keras_data.AudioParamsSequence`.
 
 A model folder holds::
 
@@ -16,15 +16,26 @@ A model folder holds::
     history.csv        one row per epoch (Keras CSVLogger, appended on resume)
     table4_last_epochs.{csv,md}, table5_test_metrics.{csv,md},
     per_parameter_mae.{csv,md}, carrier_cents.{csv,md}, results.json,
-    test_predictions.csv, fig10_mse.png, fig11_mae.png
+    test_predictions.csv
+    fig10_mse.png, fig11_mae.png   written by the ``train`` command
+                       (:func:`fmlib.train_cli.plot_history_figures`); notebooks
+                       draw them with :func:`fmlib.plots.plot_history`
     .lock              locked (flock) by the process training into the folder
     checkpoint/        last epoch's model + optimizer, best weights, early-stopping
-                       state; removed once training is complete
+                       and dropout-seed state; removed once training is complete
 
 Interrupting and rerunning the same command resumes after the last completed epoch.
-Resumption restores weights, optimizer and early-stopping state exactly; the dropout
-and shuffling random streams restart, so a resumed run is not bitwise identical to an
-uninterrupted one.
+Resumption restores the weights and the optimizer's state
+(``checkpoint/last.keras``), the dropout layers' random state and the early-stopping
+state (``state.json``); the training sequence is told the epoch it resumes at, so it
+shuffles as an uninterrupted run does. A resumed run therefore repeats an
+uninterrupted one (to the last bit on one CPU thread; see
+``tests/test_train.py::test_resumed_run_equals_uninterrupted``).
+
+Modules: this one splits, fits, resumes and records; :mod:`fmlib.train_callbacks`
+(Keras callbacks) and :mod:`fmlib.keras_data` (the batch adapter) import Keras;
+:mod:`fmlib.train_results` writes the tables; :mod:`fmlib.train_cli` is the
+``train`` command (and draws Figures 10-11).
 """
 
 from __future__ import annotations
@@ -50,26 +61,18 @@ from fmlib.model import (
     canonicalize,
     compile_model,
     merge_config,
-    postprocess,
+)
+from fmlib.train_results import (  # noqa: F401 (re-exported)
+    HISTORY_CSV,
+    carrier_cents,
+    pooled_metrics,
+    write_results,
 )
 
 MODEL_FILE = "model.keras"
 MODEL_JSON = "model.json"
 SPLIT_JSON = "split.json"
-HISTORY_CSV = "history.csv"
 CHECKPOINT_DIR = "checkpoint"
-#: The paper's Table 5, pooled over the 15 parameters in original units.
-PAPER_TABLE5 = {"RMSE": 38.5391, "MSE": 1485.2655, "MAE": 7.6973}
-#: The paper's Table 4 (epochs 41-45).
-PAPER_TABLE4 = {
-    "epoch": [41, 42, 43, 44, 45],
-    "loss": [0.5988, 0.5926, 0.5896, 0.5855, 0.5815],
-    "mse": [0.5455, 0.5389, 0.5350, 0.5296, 0.5241],
-    "mae": [0.5265, 0.5213, 0.5189, 0.5165, 0.5129],
-    "val_loss": [0.6547, 0.6578, 0.6555, 0.6790, 0.6744],
-    "val_mse": [0.6013, 0.6035, 0.6006, 0.6218, 0.6168],
-    "val_mae": [0.5410, 0.5521, 0.5348, 0.5581, 0.5512],
-}
 _OWN_FILES = (
     MODEL_FILE,
     MODEL_JSON,
@@ -225,67 +228,6 @@ def is_complete(out_dir: str | os.PathLike) -> bool:
     return bool(meta and meta.get("complete") and (out_dir / MODEL_FILE).is_file())
 
 
-# --------------------------------------------------------------------------- callbacks
-def _callbacks_module():
-    import keras
-
-    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-        """EarlyStopping whose counters and best weights survive a restart."""
-
-        resume_state: dict[str, Any] | None = None
-        resume_best_weights: list | None = None
-
-        def on_train_begin(self, logs=None):
-            super().on_train_begin(logs)
-            if self.resume_state:
-                self.wait = int(self.resume_state["wait"])
-                self.best = self.resume_state["best"]
-                self.best_epoch = int(self.resume_state["best_epoch"])
-                self.best_weights = self.resume_best_weights
-
-    class EpochTimer(keras.callbacks.Callback):
-        """Adds the epoch's wall time, s, to the logs (a column of history.csv)."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            if logs is not None:
-                logs["seconds"] = time.perf_counter() - self.t0
-
-    class Checkpoint(keras.callbacks.Callback):
-        """After every epoch: the full model with optimizer, the best weights and the
-        early-stopping state, each written atomically. It runs after CSVLogger, so an
-        interruption between the two leaves a history row that resuming drops."""
-
-        def __init__(self, folder: Path, early_stopping, seconds_before: float):
-            super().__init__()
-            self.folder = folder
-            self.es = early_stopping
-            self.seconds = seconds_before
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds += float((logs or {}).get("seconds", 0.0))
-            if self.es.best_epoch == epoch:
-                best = self.folder / "best.weights.h5"
-                with files.atomic_path(best, suffix=".weights.h5") as tmp:
-                    self.model.save_weights(tmp)
-            last = self.folder / "last.keras"
-            with files.atomic_path(last, suffix=".keras") as tmp:
-                self.model.save(tmp)
-            state = {
-                "epoch": int(epoch),
-                "wait": int(self.es.wait),
-                "best": None if self.es.best is None else float(self.es.best),
-                "best_epoch": int(self.es.best_epoch),
-                "stopped": bool(self.model.stop_training),
-                "train_seconds": self.seconds,
-            }
-            _write_json(self.folder / "state.json", state)
-
-    return ResumableEarlyStopping, EpochTimer, Checkpoint
-
-
 def _truncate_history(path: Path, n_epochs: int) -> None:
     """Keep the header and the rows of epochs < n_epochs (drop a row logged after the
     last checkpoint, so that resuming does not duplicate it)."""
@@ -397,7 +339,10 @@ def _train_locked(
         "scaler": scaler.to_dict(),
         "targets": list(P.TARGET_NAMES),
         "algorithm": _dataset_algorithm(dataset),
-        "canonical_order": "dx7_18: M1/M2 (ratio, index) sorted by ratio, then index",
+        "canonical_order": (
+            "interchangeable modulators (fmlib.algorithms.Algorithm.interchangeable;"
+            " dx7_18: M1/M2) sorted by (ratio, index)"
+        ),
         "versions": _versions(),
     }
     _write_json(out_dir / MODEL_JSON, meta)
@@ -406,7 +351,13 @@ def _train_locked(
     ckpt = out_dir / CHECKPOINT_DIR
     state_path = ckpt / "state.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() else None
-    ResumableEarlyStopping, EpochTimer, Checkpoint = _callbacks_module()
+    from fmlib.train_callbacks import (
+        Checkpoint,
+        EpochTimer,
+        ResumableEarlyStopping,
+        restore_seed_states,
+    )
+
     es = ResumableEarlyStopping(
         monitor=config["early_stopping_monitor"],
         patience=config["early_stopping_patience"],
@@ -415,6 +366,8 @@ def _train_locked(
     )
     if state is not None:
         model = keras.saving.load_model(ckpt / "last.keras", safe_mode=True)
+        if "seed_states" in state:  # dropout masks continue where they stopped
+            restore_seed_states(model, state["seed_states"])
         initial_epoch = state["epoch"] + 1
         if config["restore_best_weights"] and (ckpt / "best.weights.h5").is_file():
             last = model.get_weights()
@@ -428,7 +381,7 @@ def _train_locked(
         initial_epoch = 0
     _truncate_history(out_dir / HISTORY_CSV, initial_epoch)
 
-    from fmlib.dataset import AudioParamsSequence
+    from fmlib.keras_data import AudioParamsSequence
 
     targets = scaler.transform(vectors)
     batch = config["batch_size"]
@@ -439,6 +392,7 @@ def _train_locked(
         batch_size=batch,
         shuffle=True,
         seed=seed,
+        initial_epoch=initial_epoch,  # a resumed run shuffles as an uninterrupted one
     )
     val_seq = AudioParamsSequence(
         dataset,
@@ -546,196 +500,3 @@ def ensure_model(
         force=force,
         verbose=verbose,
     )
-
-
-# --------------------------------------------------------------------------- results
-def _save_table(df, out_dir: Path, stem: str) -> None:
-    """``STEM.csv`` and ``STEM.md`` through :func:`fmlib.files.write_table`."""
-    files.write_table(df, out_dir, stem)
-
-
-def pooled_metrics(predicted, truth) -> dict[str, float]:
-    """RMSE, MSE, MAE pooled over every element of two (n, 15) arrays, as the paper's
-    Table 5 (original units, so dominated by the carrier in Hz)."""
-    err = np.asarray(predicted, dtype=np.float64) - np.asarray(truth, dtype=np.float64)
-    mse = float(np.mean(err**2))
-    return {"RMSE": float(np.sqrt(mse)), "MSE": mse, "MAE": float(np.mean(np.abs(err)))}
-
-
-def carrier_cents(predicted_hz, true_hz) -> np.ndarray:
-    """|1200 log2(predicted / true)| per note, cents. Predictions are first clipped to
-    the carrier's range (20-6000 Hz) so that the logarithm is defined."""
-    spec = P.PARAMS["carrier_hz"]
-    pred = np.clip(np.asarray(predicted_hz, dtype=np.float64), spec.low, spec.high)
-    return np.abs(1200.0 * np.log2(pred / np.asarray(true_hz, dtype=np.float64)))
-
-
-def write_results(
-    out_dir, *, model, dataset, split, scaler, vectors, batch_size: int = 32
-) -> dict[str, Any]:
-    """Write Tables 4-5, per-parameter MAE, carrier cents and Figures 10-11.
-
-    Args:
-        model: The trained Keras model.
-        dataset: The opened dataset; the test notes are read from it.
-        split: :func:`split_indices` output.
-        scaler: The fitted :class:`~fmlib.model.TargetScaler`.
-        vectors: (n, 15) float64 canonical targets in original units.
-
-    Returns:
-        The numbers also saved in ``results.json``.
-    """
-    import pandas as pd
-
-    from fmlib.dataset import AudioParamsSequence
-
-    out_dir = Path(out_dir)
-    history = pd.read_csv(out_dir / HISTORY_CSV)
-    cols = ["loss", "mse", "mae", "val_loss", "val_mse", "val_mae"]
-    t4 = history.tail(5)[["epoch", *cols]].copy()
-    t4["epoch"] = t4["epoch"].astype(int) + 1
-    _save_table(t4, out_dir, "table4_last_epochs")
-
-    test = split["test"]
-    seq = AudioParamsSequence(
-        dataset, test, targets=scaler.transform(vectors[test]), batch_size=batch_size
-    )
-    z = np.concatenate([model.predict_on_batch(seq[i][0]) for i in range(len(seq))])
-    raw = scaler.inverse_transform(z)
-    post = postprocess(raw)
-    truth = vectors[test]
-    m_raw, m_post = pooled_metrics(raw, truth), pooled_metrics(post, truth)
-    t5 = pd.DataFrame(
-        {
-            "metric": list(PAPER_TABLE5),
-            "ours": [m_raw[k] for k in PAPER_TABLE5],
-            "ours_postprocessed": [m_post[k] for k in PAPER_TABLE5],
-            "paper": list(PAPER_TABLE5.values()),
-        }
-    )
-    _save_table(t5, out_dir, "table5_test_metrics")
-
-    per = pd.DataFrame(
-        {
-            "parameter": list(P.TARGET_NAMES),
-            "unit": [P.PARAMS[n].unit for n in P.TARGET_NAMES],
-            "mae": np.abs(raw - truth).mean(axis=0),
-            "mae_postprocessed": np.abs(post - truth).mean(axis=0),
-            "mae_predict_mean": np.abs(scaler.mean - truth).mean(axis=0),
-        }
-    )
-    _save_table(per, out_dir, "per_parameter_mae")
-
-    cents = carrier_cents(raw[:, 0], truth[:, 0])
-    cents_df = pd.DataFrame(
-        {
-            "statistic": ["median", "p90", "mean"],
-            "cents": [
-                float(np.median(cents)),
-                float(np.percentile(cents, 90)),
-                float(np.mean(cents)),
-            ],
-        }
-    )
-    _save_table(cents_df, out_dir, "carrier_cents")
-
-    pred_df = pd.DataFrame(raw, columns=list(P.TARGET_NAMES))
-    pred_df.insert(0, "note", test)
-    files.write_text(out_dir / "test_predictions.csv", pred_df.to_csv(index=False))
-
-    _plot_history(history, out_dir)
-    results = {
-        "table4": t4.to_dict(orient="list"),
-        "table5": {"raw": m_raw, "postprocessed": m_post, "paper": PAPER_TABLE5},
-        "per_parameter_mae": dict(
-            zip(P.TARGET_NAMES, per["mae"].astype(float), strict=True)
-        ),
-        "carrier_cents": dict(
-            zip(cents_df["statistic"], cents_df["cents"], strict=True)
-        ),
-        "n_test": int(len(test)),
-    }
-    _write_json(out_dir / "results.json", results)
-    return results
-
-
-def _plot_history(history, out_dir: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = history["epoch"].to_numpy() + 1
-    for metric, name, stem in (
-        ("mse", "MSE", "fig10_mse"),
-        ("mae", "MAE", "fig11_mae"),
-    ):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(epochs, history[metric], label="train")
-        ax.plot(epochs, history[f"val_{metric}"], label="validation")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(f"{name} (standardised targets)")
-        ax.set_title(f"Evolution of {name} during training")
-        ax.legend()
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        try:
-            with files.atomic_path(out_dir / f"{stem}.png", suffix=".png") as tmp:
-                fig.savefig(tmp, dpi=120, format="png")
-        finally:
-            plt.close(fig)
-
-
-# --------------------------------------------------------------------------- CLI
-def configure_parser(parser) -> None:
-    parser.add_argument("--data", required=True, help="dataset folder")
-    parser.add_argument("--out", required=True, help="model folder (created)")
-    parser.add_argument("--epochs", type=int, default=None, help="default 200")
-    parser.add_argument("--seed", type=int, default=0, help="default 0")
-    parser.add_argument("--batch-size", type=int, default=None, help="default 32")
-    parser.add_argument("--patience", type=int, default=None, help="default 10")
-    parser.add_argument(
-        "--limit",
-        type=int,
-        default=None,
-        help="use only the first N notes (smoke runs)",
-    )
-    parser.add_argument(
-        "--force", action="store_true", help="discard the model folder and retrain"
-    )
-
-
-def run(args) -> int:
-    overrides: dict[str, Any] = {}
-    for key, value in (
-        ("epochs", args.epochs),
-        ("batch_size", args.batch_size),
-        ("early_stopping_patience", args.patience),
-    ):
-        if value is not None:
-            if value < 1:
-                raise InputError(
-                    f"--{key.replace('_', '-')}: {value} is not valid; use >= 1"
-                )
-            overrides[key] = value
-    if args.limit is not None and args.limit < 3:
-        raise InputError(f"--limit: {args.limit} is not valid; use >= 3 notes")
-    if args.seed < 0:
-        raise InputError(f"--seed: {args.seed} is not valid; use an integer >= 0")
-    # Every path checked before Keras is imported.
-    data = files.check_input(args.data, kind="folder", what="dataset folder")
-    out = files.check_output(args.out, kind="folder")
-    files.check_distinct({"--out": out}, {"--data": data})
-    if (out / "manifest.json").exists():
-        raise InputError(f"{out}: is a dataset folder; give a folder for the model")
-    _open(data)  # a damaged dataset is refused here, before any work
-    ensure_model(
-        data,
-        out,
-        config=overrides or None,
-        seed=args.seed,
-        force=args.force,
-        limit=args.limit,
-        verbose=1,
-    )
-    return 0

@@ -27,3 +27,40 @@ def nsynth_dev_dir():
             pytest.fail(msg)
         pytest.skip(msg)
     return NSYNTH_DEV_DIR
+
+
+#: The one tiny variant of the paper's model that the tests train (architecture tests
+#: use the full one): 3 epochs, l2 = 0 so that a falling loss means the fit improves.
+TINY_CONFIG = {
+    "conv_filters": [4, 8, 8],
+    "l2": 0.0,
+    "learning_rate": 0.003,
+    "epochs": 3,
+    "batch_size": 16,
+}
+#: Notes and seed of the tiny dataset (64 notes split 38 / 10 / 16).
+TINY_N, TINY_SEED = 64, 0
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """A 64-note dataset (seed 0), generated once per test run. Read-only."""
+    from fmlib.dataset import generate_dataset
+
+    return generate_dataset(
+        tmp_path_factory.mktemp("tiny") / "dataset",
+        n=TINY_N,
+        seed=TINY_SEED,
+        workers=1,
+        progress=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_dataset, tmp_path_factory):
+    """:data:`TINY_CONFIG` trained on :func:`tiny_dataset` (seed 0), once per test
+    run. Read-only: a test that changes a model folder trains its own."""
+    from fmlib.train import train
+
+    out = tmp_path_factory.mktemp("tiny") / "model"
+    return train(tiny_dataset, out, config=TINY_CONFIG, seed=0, verbose=0)

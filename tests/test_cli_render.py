@@ -255,3 +255,40 @@ def test_note_peaking_above_one_is_written_unclipped(tmp_path, capsys):
     assert status == 0, err
     audio, _ = sf.read(out, dtype="float32")
     assert np.array_equal(audio, want)
+
+
+def _imported_modules(*args: str, cwd) -> set[str]:
+    """Top-level names of every module ``python -X importtime -m fmlib ARGS``
+    imports (read from the import-time report on stderr)."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "fmlib", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = set()
+    for line in proc.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1].strip()
+            if name != "package":  # the report's header line
+                names.add(name.split(".")[0])
+    assert "fmlib" in names  # the report was read
+    return names
+
+
+def test_render_imports_neither_tensorflow_librosa_nor_pandas(tmp_path):
+    names = _imported_modules(
+        "render", str(EXAMPLE), "-o", str(tmp_path / "x.wav"), cwd=PROJECT_ROOT
+    )
+    assert (tmp_path / "x.wav").is_file()
+    assert not names & {"tensorflow", "keras", "librosa", "pandas", "matplotlib"}
+
+
+def test_generate_help_imports_no_keras(tmp_path):
+    """``generate`` (and the dataset workers it spawns) never load Keras."""
+    names = _imported_modules("generate", "--help", cwd=tmp_path)
+    assert "fmlib" in names and not names & {"tensorflow", "keras"}

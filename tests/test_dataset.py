@@ -16,6 +16,7 @@ import pytest
 
 import fmlib
 from fmlib import dataset as D
+from fmlib import dataset_reader, dataset_workers
 from fmlib.audio_io import read_wav
 from fmlib.cli import main
 from fmlib.errors import InputError
@@ -98,6 +99,7 @@ def test_different_seed_differs(reference, tmp_path):
     assert (a.vectors() != b.vectors()).any(axis=1).all()
 
 
+@pytest.mark.slow
 def test_resume_after_kill_gives_identical_bytes(reference, tmp_path):
     out = tmp_path / "killed"
     n, shard = 120, 40  # ~50 ms per shard: time to kill inside the second one
@@ -160,7 +162,7 @@ def test_corrupted_or_truncated_shard_is_detected_and_regenerated(reference, tmp
 
 def test_full_disk_leaves_no_valid_looking_shard(reference, tmp_path, monkeypatch):
     out = tmp_path / "full"
-    real_write = D._HashingWriter.write
+    real_write = dataset_workers._HashingWriter.write
     calls = {"n": 0}
 
     def failing_write(self, b):
@@ -169,7 +171,7 @@ def test_full_disk_leaves_no_valid_looking_shard(reference, tmp_path, monkeypatc
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(self, b)
 
-    monkeypatch.setattr(D._HashingWriter, "write", failing_write)
+    monkeypatch.setattr(dataset_workers._HashingWriter, "write", failing_write)
     with pytest.raises(InputError, match="No space left on device"):
         D.generate_dataset(
             out, n=N, seed=3, workers=1, shard_size=SHARD, progress=False
@@ -217,7 +219,7 @@ def test_wav_listening_files(tmp_path):
 
 
 def test_sequence_feeds_keras(reference):
-    from fmlib.dataset import AudioParamsSequence
+    from fmlib.keras_data import AudioParamsSequence
 
     ds = D.open_dataset(reference)
     idx = np.array([3, 20, 5, 9, 11])
@@ -322,7 +324,7 @@ def test_resume_with_another_renderer_is_refused(reference, tmp_path):
 
 
 def test_sequence_resumes_its_shuffle_order(reference):
-    from fmlib.dataset import AudioParamsSequence
+    from fmlib.keras_data import AudioParamsSequence
 
     ds = D.open_dataset(reference)
     idx = np.arange(N)
@@ -361,7 +363,7 @@ def test_required_bytes_is_exact_for_the_shards(tmp_path):
         tmp_path / "ds", n=5, seed=0, workers=1, shard_size=2, progress=False
     )
     shards = sum(f.stat().st_size for f in (out / "audio").iterdir())
-    assert shards == 2 * D._npy_size(2) + D._npy_size(1)
+    assert shards == 2 * dataset_reader._npy_size(2) + dataset_reader._npy_size(1)
     need = D.required_bytes(n=5, shard_size=2)
     total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     assert shards < total <= need < shards + 5 * 1024 + 8192

@@ -354,6 +354,7 @@ def _cli(*args, cwd=None):
     )
 
 
+@pytest.mark.slow
 def test_cli_export_import(tmp_path):
     from fmlib.patch import save_patch
 
@@ -374,6 +375,7 @@ def test_cli_export_import(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_cli_refusals(tmp_path):
     from fmlib.patch import save_patch
 

@@ -168,6 +168,7 @@ def round_trips():
 # ------------------------------------------------------------------------ round trips
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(ROUND_TRIPS))
 def test_round_trip_pitch_within_5_cents(round_trips, name):
     rt = round_trips[name]
@@ -178,6 +179,7 @@ def test_round_trip_pitch_within_5_cents(round_trips, name):
     assert min(abs(ratio - k) for k in (0.5, 1.0, 2.0)) < 1e-6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(ROUND_TRIPS))
 def test_round_trip_envelope(round_trips, name):
     rt = round_trips[name]
@@ -191,17 +193,20 @@ def test_round_trip_envelope(round_trips, name):
         assert abs(got.release_s - release) <= RELEASE_TOL_S
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(ROUND_TRIPS))
 def test_round_trip_logmel_far_below_the_440_hz_sine(round_trips, name):
     rt = round_trips[name]
     assert rt["logmel"] <= LOGMEL_MAX_FRACTION_OF_SINE * rt["logmel_sine_440"]
 
 
+@pytest.mark.slow
 def test_round_trip_logmel_mean(round_trips):
     fractions = [rt["logmel"] / rt["logmel_sine_440"] for rt in round_trips.values()]
     assert np.mean(fractions) <= LOGMEL_MEAN_FRACTION_OF_SINE
 
 
+@pytest.mark.slow
 def test_round_trip_result_fields(round_trips):
     for rt in round_trips.values():
         r = rt["result"]
@@ -241,6 +246,7 @@ def _patch_json(result) -> str:
     return json.dumps(result.patch.to_dict())
 
 
+@pytest.mark.slow
 def test_same_input_and_seed_give_identical_patch_json(round_trips):
     x = _note()
     again = match_note(x.copy(), budget=BUDGET, seed=0)

@@ -8,23 +8,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fmlib import train as T
 from fmlib.cli import main
 from fmlib.errors import InputError, MissingFileError
 from fmlib.params import DISCRETE_RATIOS, PARAMS, TARGET_NAMES
 from fmlib.patch import load_patch
 from fmlib.predict import load_predictor, prepare_audio
 
-TINY = {"conv_filters": [2, 4, 4], "l2": 0.0, "epochs": 1, "batch_size": 16}
 
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    from fmlib.dataset import generate_dataset
-
-    root = tmp_path_factory.mktemp("predict")
-    ds = generate_dataset(root / "ds", n=24, seed=3, workers=1, progress=False)
-    return T.train(ds, root / "model", config=TINY, seed=0, verbose=0)
+@pytest.fixture
+def model_dir(tiny_model):
+    """The session's tiny model (tests/conftest.py); read-only."""
+    return tiny_model
 
 
 def _sine(freq_hz, sample_rate, seconds, channels=1):

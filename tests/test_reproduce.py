@@ -161,6 +161,7 @@ def test_unknown_profile_parameter_is_refused(tmp_path):
 
 
 # --------------------------------------------------------------- running
+@pytest.mark.slow
 def test_runs_in_order_injects_parameters_and_writes_timings(tmp_path):
     nbs = tmp_path / "nbs"
     nbs.mkdir()

@@ -77,6 +77,27 @@ def test_rerun_resumes_and_is_deterministic(flute_set, tmp_path):
         assert a == (other / "audio" / name).read_bytes()
 
 
+def test_a_set_made_with_another_resampler_is_re_rendered(flute_set, tmp_path):
+    """A set from before the one 48 -> 16 kHz path (its stamp names no resampler)
+    is re-rendered whole, never completed with notes of the new filter."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(flute_set, old)
+    stamp = json.loads((old / "soundfont_set.json").read_text())
+    del stamp["resampler"]
+    (old / "soundfont_set.json").write_text(json.dumps(stamp))
+    name = sorted((old / "audio").iterdir())[0].name
+    (old / "audio" / name).write_bytes(b"made by the old filter")
+    build_soundfont_set(
+        old, renderer="tinysoundfont", per_family=1, families=("flute",), progress=False
+    )
+    assert (old / "audio" / name).read_bytes() == (
+        flute_set / "audio" / name
+    ).read_bytes()
+    assert json.loads((old / "soundfont_set.json").read_text())["resampler"]
+
+
 def test_bad_options(tmp_path, capsys):
     with pytest.raises(InputError, match="per_family"):
         build_soundfont_set(tmp_path / "x", per_family=0)

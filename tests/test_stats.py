@@ -124,6 +124,7 @@ def test_histogram_figure_has_every_parameter():
     assert heights == 200
 
 
+@pytest.mark.slow
 def test_stats_command_writes_every_file(tmp_path, capsys):
     ds = generate_dataset(tmp_path / "ds", n=6, seed=0, workers=1, progress=False)
     out = tmp_path / "st"
