@@ -225,7 +225,9 @@ class _NotePlot:
         self.image.set_data(_spectrogram_db(y))
         self.title.set_text(title)
         buf = io.BytesIO()
-        self.fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
+        self.fig.savefig(
+            buf, format="png", dpi=self.fig.dpi, pil_kwargs={"compress_level": 1}
+        )
         return buf.getvalue()
 
 
@@ -358,7 +360,9 @@ class SynthExplorer(W.VBox):
         patch_path, load_button, patch_upload: Load a patch JSON or DX7 ``.syx``.
         reference_path, reference_button, reference_upload: Load a reference sound.
         player: ``ipywidgets.Audio``, A: the current note (WAV bytes).
-        player_reference: B: the reference (WAV bytes; empty before one is loaded).
+        player_reference: B: the reference (WAV bytes), shown in ``reference_row``
+            once a reference is loaded (an empty player makes Chromium log a
+            failed media request).
         distances_html: The three distances between A and B.
         distances: The last distances (``None`` without a reference).
         image: ``ipywidgets.Image`` with the waveform and spectrogram (PNG).
@@ -458,6 +462,8 @@ class SynthExplorer(W.VBox):
         self.player = W.Audio(format="wav", autoplay=False, controls=True)
         self.player.add_class("fmlib-explorer-player")
         self.player_reference = W.Audio(format="wav", autoplay=False, controls=True)
+        self.player_reference.add_class("fmlib-reference-player")
+        self.reference_row = W.HBox([])
         self.distances_html = W.HTML(value="<i>no reference loaded</i>")
         self.image = W.Image(format="png")
         self.image.add_class("fmlib-explorer-image")
@@ -496,7 +502,7 @@ class SynthExplorer(W.VBox):
         rows += [W.HBox([self.sliders[env[2]], self.sliders[env[3]]])]
         rows += [
             W.HBox([W.Label("A: patch"), self.player]),
-            W.HBox([W.Label("B: reference"), self.player_reference]),
+            self.reference_row,
             self.distances_html,
             self.image,
             W.HBox([self.patch_path, self.load_button, self.patch_upload]),
@@ -610,7 +616,7 @@ class SynthExplorer(W.VBox):
     def clear_reference(self) -> None:
         """Forget the reference."""
         self.reference, self._reference_spectra, self.distances = None, None, None
-        self.player_reference.value = b""
+        self.reference_row.children = ()
         self.distances_html.value = "<i>no reference loaded</i>"
         self._refresh_players()
 
@@ -637,6 +643,11 @@ class SynthExplorer(W.VBox):
         self.player.value = audio_bytes(self.audio, gain=gain)
         if self.reference is not None:
             self.player_reference.value = audio_bytes(self.reference, gain=gain)
+            if not self.reference_row.children:
+                self.reference_row.children = (
+                    W.Label("B: reference"),
+                    self.player_reference,
+                )
 
     def _refresh_distances(self) -> None:
         if self._reference_spectra is None:
@@ -817,8 +828,9 @@ class ResynthesisPanel(W.VBox):
         estimator: Anything with ``predict_patches(audio (k, 64000)) -> [Patch]``.
         upload: ``ipywidgets.FileUpload`` accepting one audio file.
         player_original, player_resynthesis: A/B players (WAV bytes, 16 kHz, one
-            shared playback gain).
-        image: Spectrograms of both (PNG).
+            shared playback gain), shown in ``players`` once a sound is loaded (an
+            empty player makes Chromium log a failed media request).
+        image: Spectrograms of both (PNG), in ``players`` too.
         distances_html: FFT, STFT and log-mel distances to the original of the
             re-synthesis and of the baselines (:mod:`fmlib.baselines`).
         distances: The same, ``{row: {metric: value}}`` (empty before).
@@ -856,6 +868,7 @@ class ResynthesisPanel(W.VBox):
         self.upload = W.FileUpload(accept=".wav,.flac,.ogg,audio/*", multiple=False)
         self.player_original = W.Audio(format="wav", autoplay=False)
         self.player_resynthesis = W.Audio(format="wav", autoplay=False)
+        self.players = W.VBox([])
         self.image = W.Image(format="png")
         self.distances_html = W.HTML(value="")
         self.patch_text = W.Textarea(layout=W.Layout(width="520px", height="160px"))
@@ -874,10 +887,8 @@ class ResynthesisPanel(W.VBox):
         super().__init__(
             [
                 self.upload,
-                W.HBox([W.Label("A: original"), self.player_original]),
-                W.HBox([W.Label("B: re-synthesis"), self.player_resynthesis]),
+                self.players,
                 self.distances_html,
-                self.image,
                 self.patch_text,
                 W.HBox([self.name, self.overwrite, self.save_button, self.edit_button]),
                 self.status,
@@ -912,6 +923,11 @@ class ResynthesisPanel(W.VBox):
         gain = playback_gain(self.original, self.resynthesis)
         self.player_original.value = audio_bytes(self.original, gain=gain)
         self.player_resynthesis.value = audio_bytes(self.resynthesis, gain=gain)
+        self.players.children = (
+            W.HBox([W.Label("A: original"), self.player_original]),
+            W.HBox([W.Label("B: re-synthesis"), self.player_resynthesis]),
+            self.image,
+        )
         self.patch_text.value = json.dumps(patch.to_dict(), indent=2)
         self.image.value = _comparison_png(self.original, self.resynthesis, name)
         self._compare()

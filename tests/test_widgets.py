@@ -188,11 +188,13 @@ def test_set_patch_clamps_out_of_range_values_and_says_so(explorer):
 # --------------------------------------------------------------- A/B reference
 def test_reference_distances_follow_the_metrics_and_update_live(explorer):
     assert explorer.distances is None
+    assert explorer.reference_row.children == ()  # no empty player in the page
     target = render(PATCH, **SHORT)
     explorer.load_reference(_wav(target), name="same.wav")
     assert explorer.reference.shape == explorer.audio.shape
     assert explorer.distances == {"fft": 0.0, "stft": 0.0, "logmel": 0.0}
     assert bytes(explorer.player_reference.value[:4]) == b"RIFF"
+    assert explorer.player_reference in explorer.reference_row.children
     assert "same.wav" in explorer.distances_html.value
     explorer.sliders["index_1"].value = 6.0  # move away from the reference
     d = explorer.distances
@@ -303,6 +305,7 @@ def test_panel_shows_distances_of_resynthesis_and_baselines(tmp_path):
     from fmlib.baselines import baselines
 
     panel = resynthesis_panel(_FixedPredictor(PATCH), out_dir=tmp_path)
+    assert panel.players.children == ()  # no empty player in the page
     data, _ = _tone_wav(220.0)
     patch = panel.load_bytes(data, name="tone.wav")
     assert patch == patch_from_dict(PATCH)
