@@ -49,8 +49,11 @@ def main() -> int:
     )
     args = parser.parse_args()
 
+    from fmlib.plots import use_style
     from fmlib.synth import render
     from fmlib.widgets import synth_explorer
+
+    use_style()  # notebook 01 runs with the project's plot style
 
     t0 = time.perf_counter()
     ex = synth_explorer()

@@ -172,9 +172,13 @@ def _distance_table(rows: dict[str, dict[str, float]], caption: str = "") -> str
 class _NotePlot:
     """Waveform (min/max overview) over a spectrogram, drawn into one reused figure.
 
-    Re-drawing only updates the artists' data (no new figure, no layout pass), which
-    keeps a slider move fast; the figure is matplotlib's object API, not pyplot, so
-    nothing is left open in pyplot's registry.
+    Speed (a slider move re-renders within 150 ms, ``benchmarks/bench_widgets.py``):
+    the axes, ticks and labels are drawn once into a background; a re-draw restores
+    it and draws only the changing artists (the waveform lines, the spectrogram
+    image, the title) before encoding the PNG ("blitting"). The figure ignores the
+    notebook's ``rcParams`` for size and saving (``savefig.bbox: tight`` would draw
+    everything twice) and uses matplotlib's object API, not pyplot, so nothing is
+    left open in pyplot's registry.
     """
 
     def __init__(self, duration_s: float, *, max_hz: float = P.SAMPLE_RATE / 2):
@@ -184,15 +188,13 @@ class _NotePlot:
         from fmlib.plots import COLORS
 
         self.fig = Figure(figsize=(6.4, 3.6), dpi=72)
-        FigureCanvasAgg(self.fig)
+        self.canvas = FigureCanvasAgg(self.fig)
         ax0, ax1 = self.fig.subplots(2, 1, height_ratios=[1, 2], sharex=True)
-        self.ax_wave, self.ax_spec = ax0, ax1
         x = np.linspace(0.0, duration_s, _WAVE_COLUMNS)
-        self.fill = None
-        self.wave_x = x
-        self.color = COLORS["carrier"]
-        (self.line_hi,) = ax0.plot(x, np.zeros_like(x), color=self.color, lw=0.8)
-        (self.line_lo,) = ax0.plot(x, np.zeros_like(x), color=self.color, lw=0.8)
+        color = COLORS["carrier"]
+        (self.line_hi,) = ax0.plot(x, np.zeros_like(x), color=color, lw=0.8)
+        (self.line_lo,) = ax0.plot(x, np.zeros_like(x), color=color, lw=0.8)
+        ax0.set_xlim(0.0, duration_s)
         ax0.set_ylim(-1.6, 1.6)
         ax0.set_ylabel("amplitude")
         ax0.axhline(1.0, color="0.6", lw=0.5, ls=":")
@@ -211,24 +213,52 @@ class _NotePlot:
         ax1.set_ylim(0.0, max_hz)
         ax1.set_xlabel("time (s)")
         ax1.set_ylabel("Hz")
-        self.title = ax0.set_title("")
+        ax1.grid(False)
+        self.title = ax0.set_title(" ")
         self.fig.subplots_adjust(left=0.11, right=0.98, top=0.91, bottom=0.13)
+        self.axes = (ax0, ax1)
+        self.artists = (
+            (ax1, self.image),
+            (ax0, self.line_hi),
+            (ax0, self.line_lo),
+            (ax0, self.title),
+        )
+        for _, artist in self.artists:
+            artist.set_animated(True)
+        self.canvas.draw()
+        self.background = self.canvas.copy_from_bbox(self.fig.bbox)
 
     def png(self, audio: np.ndarray, title: str) -> bytes:
         """The figure for ``audio`` (shape (n,), 16 kHz) as PNG bytes."""
+        from PIL import Image
+
         y = np.asarray(audio, dtype=np.float32).reshape(-1)
-        cols = np.array_split(y, _WAVE_COLUMNS) if y.size else []
-        hi = np.array([c.max() if c.size else 0.0 for c in cols])
-        lo = np.array([c.min() if c.size else 0.0 for c in cols])
+        hi, lo = _min_max_columns(y, _WAVE_COLUMNS)
         self.line_hi.set_ydata(hi)
         self.line_lo.set_ydata(lo)
         self.image.set_data(_spectrogram_db(y))
         self.title.set_text(title)
+        self.canvas.restore_region(self.background)
+        for ax, artist in self.artists:
+            ax.draw_artist(artist)
+        rgba = np.asarray(self.canvas.buffer_rgba())
         buf = io.BytesIO()
-        self.fig.savefig(
-            buf, format="png", dpi=self.fig.dpi, pil_kwargs={"compress_level": 1}
-        )
+        Image.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=1)
         return buf.getvalue()
+
+
+def _min_max_columns(y: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column maximum and minimum of ``y`` over ``columns`` equal slices (the
+    last ``len(y) % columns`` samples join the last slice): shape (columns,) each."""
+    if y.size < columns:
+        y = np.pad(y, (0, columns - y.size))
+    width = y.size // columns
+    body = y[: width * columns].reshape(columns, width)
+    hi, lo = body.max(axis=1), body.min(axis=1)
+    tail = y[width * columns :]
+    if tail.size:
+        hi[-1], lo[-1] = max(hi[-1], tail.max()), min(lo[-1], tail.min())
+    return hi, lo
 
 
 def _spectrogram_db(y: np.ndarray) -> np.ndarray:
