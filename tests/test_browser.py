@@ -39,8 +39,6 @@ import pytest
 from fmlib import files
 from fmlib.paths import DATA_DIR, FIGURES_DIR, NOTEBOOKS_DIR, TABLES_DIR
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
 NOTEBOOK = "01_synth_exploration.ipynb"
 SCREENSHOTS_DIR = DATA_DIR / "browser"
 #: Chromium's switches for this closed network: without the background-networking
@@ -238,7 +236,18 @@ def _wait_changed(page, selector: str, attribute: str, old: str, timeout_s: floa
     pytest.fail(f"{selector} {attribute} did not change within {timeout_s} s")
 
 
-def test_explorer_in_jupyterlab(lab, chromium, tmp_path):
+def test_missing_browser_skips_except_where_required(monkeypatch):
+    monkeypatch.delenv("FMLIB_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="chromium not found"):
+        _skip_or_fail("chromium not found")
+    monkeypatch.setenv("FMLIB_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="must run"):
+        _skip_or_fail("chromium not found")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_explorer_in_jupyterlab(chromium, lab, tmp_path):
     from playwright.sync_api import sync_playwright
 
     from fmlib.patch import save_patch
