@@ -154,17 +154,18 @@ class _Spectra:
 
 def _distance_table(rows: dict[str, dict[str, float]], caption: str = "") -> str:
     """An HTML table: one row per compared signal, one column per distance."""
-    head = "".join(f"<th>{DISTANCE_LABELS[k]}</th>" for k in DISTANCE_NAMES)
+    pad = 'style="padding: 0 0.8em"'
+    head = "".join(f"<th {pad}>{DISTANCE_LABELS[k]}</th>" for k in DISTANCE_NAMES)
     body = "".join(
-        f"<tr><td>{html.escape(label)}</td>"
-        + "".join(f"<td>{d[k]:,.1f}</td>" for k in DISTANCE_NAMES)
+        f'<tr><td style="text-align:left">{html.escape(label)}</td>'
+        + "".join(f"<td {pad}>{d[k]:,.1f}</td>" for k in DISTANCE_NAMES)
         + "</tr>"
         for label, d in rows.items()
     )
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    cap = f"<div>{html.escape(caption)}</div>" if caption else ""
     return (
-        '<table class="fmlib-distances" style="text-align:right">'
-        f"{cap}<tr><th></th>{head}</tr>{body}</table>"
+        f'{cap}<table class="fmlib-distances" style="text-align:right">'
+        f"<tr><th></th>{head}</tr>{body}</table>"
     )
 
 
@@ -187,7 +188,7 @@ class _NotePlot:
 
         from fmlib.plots import COLORS
 
-        self.fig = Figure(figsize=(6.4, 3.6), dpi=72)
+        self.fig = Figure(figsize=(7.5, 4.0), dpi=88)
         self.canvas = FigureCanvasAgg(self.fig)
         ax0, ax1 = self.fig.subplots(2, 1, height_ratios=[1, 2], sharex=True)
         x = np.linspace(0.0, duration_s, _WAVE_COLUMNS)
@@ -227,6 +228,8 @@ class _NotePlot:
             artist.set_animated(True)
         self.canvas.draw()
         self.background = self.canvas.copy_from_bbox(self.fig.bbox)
+        #: Size of the PNG in pixels (the image widget shows it at this size).
+        self.width_px, self.height_px = self.canvas.get_width_height()
 
     def png(self, audio: np.ndarray, title: str) -> bytes:
         """The figure for ``audio`` (shape (n,), 16 kHz) as PNG bytes."""
@@ -469,7 +472,9 @@ class SynthExplorer(W.VBox):
         self.reference_path = W.Text(
             placeholder="path/to/sound.wav", description="reference"
         )
+        self.reference_path.add_class("fmlib-reference-path")
         self.reference_button = W.Button(description="load reference", icon="music")
+        self.reference_button.add_class("fmlib-reference-button")
         self.reference_upload = W.FileUpload(
             accept=".wav,.flac,.ogg,audio/*", multiple=False, description="upload"
         )
@@ -495,7 +500,13 @@ class SynthExplorer(W.VBox):
         self.player_reference.add_class("fmlib-reference-player")
         self.reference_row = W.HBox([])
         self.distances_html = W.HTML(value="<i>no reference loaded</i>")
-        self.image = W.Image(format="png")
+        # at its own pixel size: a flex box would stretch it (blurred)
+        self.image = W.Image(
+            format="png",
+            layout=W.Layout(
+                width=f"{self._plot.width_px}px", height=f"{self._plot.height_px}px"
+            ),
+        )
         self.image.add_class("fmlib-explorer-image")
 
         for w in (self.algorithm, self.snap, *self.sliders.values()):
@@ -637,7 +648,7 @@ class SynthExplorer(W.VBox):
 
         x, _ = prepare_audio(audio, sample_rate)
         self.reference = _fit_length(x, self.audio.size)
-        self.reference_name = name or "reference"
+        self.reference_name = Path(name).name if name else "reference"
         self._reference_spectra = _Spectra(self.reference)
         self._refresh_players()
         self._refresh_distances()

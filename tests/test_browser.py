@@ -34,6 +34,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fmlib import files
@@ -232,7 +233,7 @@ def _wait_changed(page, selector: str, attribute: str, old: str, timeout_s: floa
         value = page.locator(selector).first.get_attribute(attribute)
         if value and value != old:
             return value
-        page.wait_for_timeout(200)
+        page.wait_for_timeout(50)
     pytest.fail(f"{selector} {attribute} did not change within {timeout_s} s")
 
 
@@ -250,6 +251,7 @@ def test_missing_browser_skips_except_where_required(monkeypatch):
 def test_explorer_in_jupyterlab(chromium, lab, tmp_path):
     from playwright.sync_api import sync_playwright
 
+    from fmlib.audio_io import write_wav
     from fmlib.patch import save_patch
 
     url, token, root = lab
@@ -274,6 +276,9 @@ def test_explorer_in_jupyterlab(chromium, lab, tmp_path):
         },
         tmp_path / "loaded_patch.json",
     )
+    reference = tmp_path / "reference.wav"
+    t = np.arange(2 * 16000) / 16000
+    write_wav(reference, 0.5 * np.sin(2 * np.pi * 440.0 * t), 16000)
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"),
@@ -359,6 +364,17 @@ def test_explorer_in_jupyterlab(chromium, lab, tmp_path):
             midi = box.locator(".fmlib-midi input").first.input_value()
             assert float(midi) == pytest.approx(81.0, abs=0.01)  # 880 Hz = A5
             _save_screenshot(box, "04_after_load_patch")
+
+            # A/B: a reference sound through the reference field; distances appear
+            box.locator(".fmlib-reference-path input").first.fill(str(reference))
+            box.locator("button.fmlib-reference-button").first.click()
+            page.wait_for_selector(
+                f"{explorer} audio.fmlib-reference-player", timeout=30_000
+            )
+            page.wait_for_selector(f"{explorer} table.fmlib-distances", timeout=30_000)
+            text = box.locator("table.fmlib-distances").first.inner_text()
+            assert "log-mel" in text and "A vs B" in text, text
+            _save_screenshot(box, "05_after_load_reference")
         finally:
             context.close()
     print(
