@@ -971,12 +971,12 @@ class ResynthesisPanel(W.VBox):
         )
         self.patch_text.value = json.dumps(patch.to_dict(), indent=2)
         self.image.value = _comparison_png(self.original, self.resynthesis, name)
-        self._compare()
+        self._compare_to_baselines()
         steps = "; ".join(changes) if changes else "no changes needed"
         self.status.value = f"{name}: {steps}"
         return patch
 
-    def _compare(self) -> None:
+    def _compare_to_baselines(self) -> None:
         """Distances to the original of the re-synthesis and of the baselines; the
         pitch baselines use the estimated f0 (an upload has no pitch label)."""
         from fmlib.analysis import estimate_f0

@@ -384,3 +384,16 @@ def test_panel_uses_match_without_a_model(tmp_path):
     assert rows["re-synthesis"]["logmel"] < min(
         d["logmel"] for k, d in rows.items() if k != "re-synthesis"
     )
+
+
+def test_widget_classes_do_not_shadow_ipywidgets_internals():
+    """A method named like one of ipywidgets' own (``Widget._compare``) breaks the
+    widget only in a live kernel, where traits are synced through a comm."""
+    import ipywidgets as W
+
+    from fmlib.widgets import ResynthesisPanel, SynthExplorer
+
+    base = set(dir(W.VBox))
+    for cls in (SynthExplorer, ResynthesisPanel):
+        own = {n for n in vars(cls) if not n.startswith("__")}
+        assert not own & base, (cls.__name__, own & base)
