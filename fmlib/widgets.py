@@ -424,6 +424,7 @@ class SynthExplorer(W.VBox):
         self.reference_name = ""
         self.distances: dict[str, float] | None = None
         self._reference_spectra: _Spectra | None = None
+        self._reference_gain: float | None = None
         self._updating = False
         self._plot = _NotePlot(duration_s)
 
@@ -649,6 +650,7 @@ class SynthExplorer(W.VBox):
         x, _ = prepare_audio(audio, sample_rate)
         self.reference = _fit_length(x, self.audio.size)
         self.reference_name = Path(name).name if name else "reference"
+        self._reference_gain = None  # a new reference is always sent
         self._reference_spectra = _Spectra(self.reference)
         self._refresh_players()
         self._refresh_distances()
@@ -683,7 +685,10 @@ class SynthExplorer(W.VBox):
         gain = playback_gain(*signals)
         self.player.value = audio_bytes(self.audio, gain=gain)
         if self.reference is not None:
-            self.player_reference.value = audio_bytes(self.reference, gain=gain)
+            # resent only when the shared gain changes (128 KB per 4 s note)
+            if gain != self._reference_gain or not self.reference_row.children:
+                self.player_reference.value = audio_bytes(self.reference, gain=gain)
+                self._reference_gain = gain
             if not self.reference_row.children:
                 self.reference_row.children = (
                     W.Label("B: reference"),
