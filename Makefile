@@ -7,7 +7,7 @@ STAMP := $(VENV)/.fmlib-installed
 PROFILE ?= paper
 FORCE ?= 0
 
-.PHONY: test test-fast reproduce venv lint bench clean-venv
+.PHONY: test test-fast test-browser chromium reproduce venv lint bench clean-venv
 
 venv: $(STAMP)
 
@@ -27,6 +27,20 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
+# The real-browser test alone (tests/test_browser.py: JupyterLab in headless Chromium).
+# Chromium is Debian's package, installed here when missing (as root); playwright
+# drives it and never downloads a browser. Here a missing browser fails the test.
+test-browser: $(STAMP) chromium
+	FMLIB_REQUIRE_BROWSER=1 $(PY) -m pytest -m browser tests/test_browser.py
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else \
+	    echo "chromium is missing: run 'sudo apt-get install -y chromium'" >&2; exit 1; \
+	  fi; }
+
 reproduce: $(STAMP)
 	$(PY) -m fmlib reproduce --profile $(PROFILE) $(if $(filter 1,$(FORCE)),--force,)
 
@@ -35,6 +49,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py
+	$(PY) benchmarks/bench_widgets.py
 
 clean-venv:
 	rm -rf $(VENV)
