@@ -44,6 +44,10 @@ reads tables measured from the Dexed engine (:mod:`fmlib.dx7_tables`, written by
   the export takes the rate whose time is nearest; ``level`` -> OP1's output level.
 * ``carrier_hz`` -> the key to play (stored in the name as ``K###``), the voice's
   transpose, and the carrier's fine and detune, tuned to the measured key table.
+
+Why one module of about 1,100 lines: the sysex byte layout, the voice <-> patch
+mapping and its quantisation report are one format's reader and writer; the
+measured numbers live apart, in :mod:`fmlib.dx7_tables`.
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ Hand-written parts and why: the number format (no library formats "4 significant
 digits, never rounding the integer part, thousands separators"); the atomic rename
 (the standard library has none that keeps the folder's permissions and refuses
 non-regular destinations).
+
+Why one module of about 700 lines: it is the project's one file layer by design
+(docs/FILES.md); every output-path rule lives here so that no command can skip one.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ styling of its own: styling comes from :data:`STYLE`, installed by
 
 All audio arrays are float32 or float64 of shape (n,) at ``sample_rate`` Hz
 (16 kHz in this project); amplitudes are linear with a nominal range [-1, 1].
+
+Why one module of over 600 lines: every figure of the project is drawn once,
+here, with one style; notebooks and commands call these functions.
 """
 
 from __future__ import annotations

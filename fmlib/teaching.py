@@ -10,6 +10,10 @@ the measurements so the notebook can put theory and measurement side by side, an
 
 Audio arrays are float32 of shape (n,) at 16 kHz (:data:`fmlib.params.SAMPLE_RATE`)
 unless said otherwise; frequencies in Hz; modulation indices in radians.
+
+Why one module of about 600 lines: each lesson of notebook 01 is a pair (a
+measurement and its plot) that only makes sense together; splitting measurements
+from plots would scatter one lesson over two files.
 """
 
 from __future__ import annotations

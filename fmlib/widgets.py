@@ -16,6 +16,10 @@ The audio arrays, the distances and the saved files are never scaled.
 
 Every file is written through :mod:`fmlib.files` (atomically); the save buttons
 refuse to replace an existing file unless "overwrite" is ticked.
+
+Why one module of about 1,100 lines: the explorer and the re-synthesis panel are
+connected (the panel sends its patch to an explorer, both share the player and the
+distance table); ipywidgets classes with their callbacks read best side by side.
 """
 
 from __future__ import annotations
