@@ -40,7 +40,7 @@ STAGES: dict[str, tuple[str, ...]] = {
         "estimators",
     ),
     "evaluate": ("baselines", "evaluate", "comparison"),
-    "notebook": ("plots", "widgets", "reproduce"),
+    "notebook": ("plots", "widgets", "teaching", "reproduce"),
     "top": (
         "__init__",
         "__main__",
