@@ -15,9 +15,9 @@ round-robin order over families, so any ``--limit`` keeps every family represent
 Prints Markdown tables:
 
 1. CPU time per note of ``match_note`` at ``--budget`` (default
-   :data:`fmlib.estimate.match.DEFAULT_BUDGET`): the first note of a fresh process (which
-   builds the harmonic table), the table build alone, the mean per note without it
-   and with it amortised over the notes; and every metric of the result
+   :data:`fmlib.estimate.match.DEFAULT_BUDGET`): the first note of a fresh process
+   (which builds the harmonic table), the table build alone, the mean per note without
+   it and with it amortised over the notes; and every metric of the result
    (:func:`fmlib.evaluation.evaluate.score_note`) against the baselines.
 2. The budget/quality curve: budgets whose CPU time per note is about each of
    ``--times`` seconds (found by timing a few budgets on calibration notes and

@@ -13,7 +13,8 @@ machine hits both alike. Both are single-threaded, so the main figures are CPU t
 (``time.process_time``), which time spent waiting for a shared CPU does not inflate;
 wall-clock figures are printed too. The ratio is the median over rounds of each
 round's ratio; per-note times are medians over rounds. It also prints
-where fmlib's time goes and the SNR of :func:`fmlib.synth.engine.render` against the float64
+where fmlib's time goes and the SNR of :func:`fmlib.synth.engine.render` against the
+float64
 :func:`fmlib.synth.engine.render_reference`.
 
 Usage::
@@ -108,7 +109,8 @@ def random_dexed_patches(n: int, *, seed: int) -> list[tuple[object, int]]:
 
 
 def time_fmlib(patches: list[Patch]) -> tuple[float, float]:
-    """(CPU, wall) seconds per note for :func:`fmlib.synth.engine.render` over ``patches``."""
+    """(CPU, wall) seconds per note for :func:`fmlib.synth.engine.render` over
+    ``patches``."""
     c0, t0 = time.process_time(), time.perf_counter()
     for p in patches:
         render(p)

@@ -393,7 +393,8 @@ def test_help_and_version_import_no_command_module():
         "        main(argv)\n"
         "    except SystemExit:\n"
         "        pass\n"
-        "mods = ('fmlib.datasets.dataset', 'fmlib.estimate.train', 'fmlib.evaluation.evaluate', 'fmlib.estimate.predict')\n"
+        "mods = ('fmlib.datasets.dataset', 'fmlib.estimate.train',"
+        " 'fmlib.evaluation.evaluate', 'fmlib.estimate.predict')\n"
         "print('LOADED', ','.join(m for m in mods if m in sys.modules))\n"
     )
     result = subprocess.run(

@@ -80,7 +80,7 @@ def fmlib_imports(path: Path) -> set[str]:
                 for alias in node.names:
                     module = f"{base}.{alias.name}"
                     found.add(module if path_of(module).exists() else base)
-            else:  # from fmlib import X: X a module or sub-package, or a name of __init__
+            else:  # from fmlib import X: X a module, a sub-package or a name
                 for alias in node.names:
                     # __version__ is read from the package, loaded with any of
                     # its modules anyway: no arrow to the top stage

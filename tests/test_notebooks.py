@@ -131,7 +131,8 @@ def test_explorer_renders_what_the_controls_say_and_saves(tmp_path):
 
 
 class _FixedPredictor:
-    """Stands in for fmlib.estimate.predict.Predictor: records its input, returns one patch."""
+    """Stands in for fmlib.estimate.predict.Predictor: records its input, returns one
+    patch."""
 
     def __init__(self, patch):
         self.patch = patch_from_dict(patch)

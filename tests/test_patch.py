@@ -1,5 +1,5 @@
-"""Tests of the patch format (fmlib.synth.patch): validation of every bad input, JSON files,
-round trips."""
+"""Tests of the patch format (fmlib.synth.patch): validation of every bad input, JSON
+files, round trips."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Tests of the FM synthesizer (fmlib.synth.engine, fmlib.synth.algorithms): spectra against Bessel
-functions, the operator graphs, envelope timing, anti-aliasing, accuracy against the
-float64 reference, determinism."""
+"""Tests of the FM synthesizer (fmlib.synth.engine, fmlib.synth.algorithms): spectra
+against Bessel functions, the operator graphs, envelope timing, anti-aliasing, accuracy
+against the float64 reference, determinism."""
 
 from __future__ import annotations
 

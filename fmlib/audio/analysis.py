@@ -316,7 +316,8 @@ def _adsr_curve(
     attack_s, decay_s, sustain, release_s, level, *, n: int, note_off_s: float
 ) -> np.ndarray:
     """level x ADSR every :data:`_ENV_STEP` samples (same corners as
-    :func:`fmlib.synth.engine.envelope_breakpoints`), float64 shape (n // _ENV_STEP,)."""
+    :func:`fmlib.synth.engine.envelope_breakpoints`), float64 shape (n //
+    _ENV_STEP,)."""
     from fmlib.synth.engine import envelope_breakpoints
 
     env = Envelope(attack_s, decay_s, sustain, release_s)

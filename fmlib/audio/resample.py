@@ -5,8 +5,8 @@ Audio reaches 16 kHz from 48 kHz in three places: the synthesizer's own output
 :mod:`fmlib.datasets.soundfont`) and any 48 kHz file given to ``predict``/``match``
 (:func:`fmlib.audio.analysis.prepare_audio`). All three go through
 :func:`downsample_48k_to_16k`, i.e. the synthesizer's zero-phase low-pass
-(:func:`fmlib.synth.engine.downsample`: flat to 7.6 kHz, zero from 8 kHz), so training data
-and evaluation notes are filtered alike. Other input rates use
+(:func:`fmlib.synth.engine.downsample`: flat to 7.6 kHz, zero from 8 kHz), so training
+data and evaluation notes are filtered alike. Other input rates use
 ``scipy.signal.resample_poly`` with the exact rational factor: the synthesizer's
 filter is defined for a factor of 3 only.
 """

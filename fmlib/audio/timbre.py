@@ -3,8 +3,8 @@
 A patch of fmlib has static modulation indices and one envelope on the carrier, so
 its timbre does not change during a note: every STFT frame of a note is, up to the
 envelope's gain, the spectrum of one steady frame. The search
-(:mod:`fmlib.estimate.match`) therefore scores thousands of candidate timbres by one frame
-each instead of rendering whole notes:
+(:mod:`fmlib.estimate.match`) therefore scores thousands of candidate timbres by one
+frame each instead of rendering whole notes:
 
 * :func:`frame_mel_power` renders one frame of many patches at once at the
   synthesizer's 48 kHz rate (so their aliasing is the synthesizer's own), windows it

@@ -1,5 +1,6 @@
 """``python -m fmlib stats``: a dataset's parameter statistics, histograms and
-aliasing report, as tables, a figure and JSON (computed by :mod:`fmlib.datasets.stats`)."""
+aliasing report, as tables, a figure and JSON (computed by
+:mod:`fmlib.datasets.stats`)."""
 
 from __future__ import annotations
 

@@ -10,9 +10,9 @@ Layout of a dataset folder (``python -m fmlib generate --n N --seed S --out DIR`
     DIR/wav/note-00000.json         and their patch JSON
 
 * Audio is float32 at 16 kHz, 4 s per note (64,000 samples), exactly what
-  :func:`fmlib.synth.engine.render` returns (no rescaling: values in about [-1, 1]). Shards
-  hold ``shard_size`` notes each (256 by default: 64 MB), the last one fewer. They
-  are plain ``.npy`` files, opened with ``np.load(mmap_mode="r",
+  :func:`fmlib.synth.engine.render` returns (no rescaling: values in about [-1, 1]).
+  Shards hold ``shard_size`` notes each (256 by default: 64 MB), the last one fewer.
+  They are plain ``.npy`` files, opened with ``np.load(mmap_mode="r",
   allow_pickle=False)``.
 * ``params.csv`` holds every float as Python's shortest round-trip ``repr`` so that
   reading it with ``float_precision="round_trip"`` gives the sampler's values exactly.
@@ -23,18 +23,19 @@ Layout of a dataset folder (``python -m fmlib generate --n N --seed S --out DIR`
   the renderer (:func:`render_fingerprint`). No timestamps,
   so the same dataset always has the same manifest (and :attr:`Dataset.manifest_hash`).
 
-Determinism: note ``i`` is drawn from its own stream (:func:`fmlib.datasets.sampler.note_rng`)
-and rendered alone, so shards are byte-identical whatever the number of workers or
-the shard size. Crash safety: every file is written to a temporary name and renamed;
-the parent records a shard's checksum in the manifest (also written atomically) only
-after the shard is in place. A rerun verifies every recorded checksum and renders only
-what is missing or corrupt.
+Determinism: note ``i`` is drawn from its own stream
+(:func:`fmlib.datasets.sampler.note_rng`) and rendered alone, so shards are
+byte-identical whatever the number of workers or the shard size. Crash safety: every
+file is written to a temporary name and renamed; the parent records a shard's checksum
+in the manifest (also written atomically) only after the shard is in place. A rerun
+verifies every recorded checksum and renders only what is missing or corrupt.
 
-Modules: this one plans, locks, resumes and records; :mod:`fmlib.datasets.dataset_reader`
-holds the format and the reader (:func:`open_dataset`, :class:`Dataset`, re-exported
-here); :mod:`fmlib.datasets.dataset_workers` renders shards in a process pool;
-:mod:`fmlib.estimate.keras_data` serves batches to Keras; :mod:`fmlib.cli.dataset_cli` is the
-``generate`` command.
+Modules: this one plans, locks, resumes and records;
+:mod:`fmlib.datasets.dataset_reader` holds the format and the reader
+(:func:`open_dataset`, :class:`Dataset`, re-exported here);
+:mod:`fmlib.datasets.dataset_workers` renders shards in a process pool;
+:mod:`fmlib.estimate.keras_data` serves batches to Keras; :mod:`fmlib.cli.dataset_cli`
+is the ``generate`` command.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """A dataset's on-disk format, and reading it (:func:`open_dataset`).
 
-The format is described in :mod:`fmlib.datasets.dataset`, which writes it. This module holds
-the names of its files, the shard layout, the manifest's reader and the lazy reader
+The format is described in :mod:`fmlib.datasets.dataset`, which writes it. This module
+holds the names of its files, the shard layout, the manifest's reader and the lazy
+reader
 :class:`Dataset`; it imports only numpy (pandas when ``Dataset.params`` is read), so
 every process that reads a dataset can import it cheaply.
 """

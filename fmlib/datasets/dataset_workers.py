@@ -1,8 +1,8 @@
 """Rendering a dataset's notes into shard files, in this process or a process pool.
 
-Note ``i`` is drawn from its own random stream (:func:`fmlib.datasets.sampler.note_rng`) and
-rendered alone, so a shard's bytes do not depend on the number of workers. Workers are
-spawned (safe when TensorFlow's threads run in the parent) and import only numpy,
+Note ``i`` is drawn from its own random stream (:func:`fmlib.datasets.sampler.note_rng`)
+and rendered alone, so a shard's bytes do not depend on the number of workers. Workers
+are spawned (safe when TensorFlow's threads run in the parent) and import only numpy,
 scipy and fmlib's synthesizer; each writes its shard to a temporary file, renamed once
 complete, and returns its sha256 to the parent, which records it
 (:mod:`fmlib.datasets.dataset`).

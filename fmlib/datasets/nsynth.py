@@ -1,6 +1,7 @@
 """NSynth: the ``jsonwav`` loader and the downloader of the official test split.
 
-Layout (NSynth's ``jsonwav``; the SoundFont set of :mod:`fmlib.datasets.soundfont` uses it too)::
+Layout (NSynth's ``jsonwav``; the SoundFont set of :mod:`fmlib.datasets.soundfont` uses
+it too)::
 
     DIR/examples.json          {note_str: {"pitch": 60, "velocity": 100, ...}, ...}
     DIR/audio/<note_str>.wav   16-bit PCM, mono, 16 kHz, 64,000 samples

@@ -365,8 +365,8 @@ def _readme(how: dict) -> str:
         f" the General MIDI SoundFont `{how['soundfont']}` with {how['renderer']}"
         f" ({how['renderer_version']}), peak-normalised to {how['peak']}. Results on"
         " this set are not comparable with the paper's NSynth numbers.\n\n"
-        "Made by `python -m fmlib soundfont-set`; see fmlib/datasets/soundfont.py for the GM"
-        " program to NSynth family mapping.\n"
+        "Made by `python -m fmlib soundfont-set`; see fmlib/datasets/soundfont.py for"
+        " the GM program to NSynth family mapping.\n"
     )
 
 

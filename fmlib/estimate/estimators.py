@@ -5,7 +5,8 @@ evaluation, the notebooks and the command line treat every estimator alike throu
 :class:`Estimator`:
 
 * :class:`CNNEstimator`, the paper's CNN (:mod:`fmlib.estimate.predict`), batched;
-* :class:`MatchEstimator`, analysis and search (:mod:`fmlib.estimate.match`), one note at a
+* :class:`MatchEstimator`, analysis and search (:mod:`fmlib.estimate.match`), one note
+  at a
   time, optionally started from a CNN's guess.
 
 Build one with :func:`make_estimator`.
@@ -53,8 +54,8 @@ class Estimator:
 
 
 class CNNEstimator(Estimator):
-    """The paper's CNN: a :class:`fmlib.estimate.predict.Predictor` (or anything with its
-    ``predict_patches``), built from a model folder by :meth:`load`."""
+    """The paper's CNN: a :class:`fmlib.estimate.predict.Predictor` (or anything with
+    its ``predict_patches``), built from a model folder by :meth:`load`."""
 
     name = "cnn"
 
@@ -92,8 +93,8 @@ class CNNEstimator(Estimator):
 
 @dataclass
 class MatchEstimator(Estimator):
-    """Sound matching (:func:`fmlib.estimate.match.match_note`), seeded, with an optional
-    CNN whose guess joins the starting hypotheses."""
+    """Sound matching (:func:`fmlib.estimate.match.match_note`), seeded, with an
+    optional CNN whose guess joins the starting hypotheses."""
 
     budget: int
     seed: int = 0

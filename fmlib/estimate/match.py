@@ -6,8 +6,8 @@ sees only the audio (no label), and works in four steps:
 1. **Analysis** (:mod:`fmlib.audio.analysis`): f0, RMS envelope, a fitted linear ADSR
    with note-off at 3 s, and the carrier's ``level``.
 2. **Starting hypotheses** from a precomputed table of harmonic spectra
-   (:func:`fmlib.audio.timbre.harmonic_table`): a few thousand patches whose partials lie
-   on the harmonics of f0 (carrier at f0/2, f0 or 2 f0; ratios from the discrete
+   (:func:`fmlib.audio.timbre.harmonic_table`): a few thousand patches whose partials
+   lie on the harmonics of f0 (carrier at f0/2, f0 or 2 f0; ratios from the discrete
    set that keep the partials harmonic), projected onto the mel bands at the
    measured f0 with one matrix product and ranked against the note's log-mel
    spectrogram at a dozen representative frames. Optionally the paper's CNN
@@ -16,12 +16,13 @@ sees only the audio (no label), and works in four steps:
    indices of each hypothesis, with successive halving (every hypothesis gets a few
    generations, the better half gets more, ...), then a pass that tries every
    allowed ratio for each modulator, then more CMA-ES on the winner. Each candidate
-   costs one 128 ms frame rendered at 48 kHz (:func:`fmlib.audio.timbre.frame_mel_power`,
-   batched), scored over the whole note through the envelope model
-   ``log1p(gain(t) * mel_power(f))`` against the note's log-mel spectrogram: the
-   paper's log-mel metric, predicted without rendering the note. When the note is
-   inharmonic (partials more than :data:`INHARMONIC_CENTS` off the harmonics: bells,
-   mallets) the winner's ratios are also freed (continuous) in a last CMA-ES run.
+   costs one 128 ms frame rendered at 48 kHz
+   (:func:`fmlib.audio.timbre.frame_mel_power`, batched), scored over the whole note
+   through the envelope model ``log1p(gain(t) * mel_power(f))`` against the note's
+   log-mel spectrogram: the paper's log-mel metric, predicted without rendering the
+   note. When the note is inharmonic (partials more than :data:`INHARMONIC_CENTS` off
+   the harmonics: bells, mallets) the winner's ratios are also freed (continuous) in a
+   last CMA-ES run.
 4. **Envelope refinement**: the ADSR and level are refitted by least squares on
    the same full log-mel model with the chosen timbre.
 

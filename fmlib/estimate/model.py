@@ -325,9 +325,10 @@ _HIGH = np.array([P.PARAMS[n].high for n in P.TARGET_NAMES])
 
 
 def snap_ratios(ratios) -> np.ndarray:
-    """Each ratio replaced by the nearest value of :data:`fmlib.synth.params.DISCRETE_RATIOS`
-    in log space (ratios are musical intervals: 0.7 is nearer 1/2 than 1 in octaves).
-    Non-positive inputs snap to the smallest ratio, 1/8.
+    """Each ratio replaced by the nearest value of
+    :data:`fmlib.synth.params.DISCRETE_RATIOS` in log space (ratios are musical
+    intervals: 0.7 is nearer 1/2 than 1 in octaves). Non-positive inputs snap to the
+    smallest ratio, 1/8.
 
     Args:
         ratios: array of any shape, float.

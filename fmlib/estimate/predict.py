@@ -4,9 +4,10 @@
 
 The input is brought to the model's format by :func:`prepare_audio` (mono, 16 kHz,
 exactly 4 s, each change reported), the network predicts 15 standardised values, the
-model's scaler maps them back to original units, and :func:`fmlib.estimate.model.postprocess`
-applies the paper's post-processing (every value clipped to the paper's range, each
-ratio snapped to the nearest discrete ratio in log space) before the patch is built.
+model's scaler maps them back to original units, and
+:func:`fmlib.estimate.model.postprocess` applies the paper's post-processing (every
+value clipped to the paper's range, each ratio snapped to the nearest discrete ratio in
+log space) before the patch is built.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class Predictor:
                 :func:`prepare_audio`).
 
         Returns:
-            float64 array of shape (n, 15), :data:`fmlib.synth.params.TARGET_NAMES` order.
+            float64 array of shape (n, 15), :data:`fmlib.synth.params.TARGET_NAMES`
+            order.
         """
         x = np.asarray(audio, dtype=np.float32)
         if x.ndim == 1:

@@ -1,10 +1,10 @@
 """Training the paper's CNN (section 5.2), with resumption and results as files.
 
-Protocol (defaults in :data:`fmlib.estimate.model.PAPER_CONFIG`): split the notes 75/25 into
-train+validation and test, hold out 20% of the former for validation (5,000 notes give
-3,000 / 750 / 1,250, seeded); standardise the canonical targets on the training split;
-Adamax, MSE loss, MSE and MAE metrics, batch 32, up to 200 epochs, EarlyStopping on
-``val_loss`` with patience 10 restoring the best weights. Audio streams from the
+Protocol (defaults in :data:`fmlib.estimate.model.PAPER_CONFIG`): split the notes 75/25
+into train+validation and test, hold out 20% of the former for validation (5,000 notes
+give 3,000 / 750 / 1,250, seeded); standardise the canonical targets on the training
+split; Adamax, MSE loss, MSE and MAE metrics, batch 32, up to 200 epochs, EarlyStopping
+on ``val_loss`` with patience 10 restoring the best weights. Audio streams from the
 memory-mapped dataset through :class:`fmlib.estimate.keras_data.AudioParamsSequence`.
 
 A model folder holds::
@@ -32,8 +32,9 @@ shuffles as an uninterrupted run does. A resumed run therefore repeats an
 uninterrupted one (to the last bit on one CPU thread; see
 ``tests/test_train.py::test_resumed_run_equals_uninterrupted``).
 
-Modules: this one splits, fits, resumes and records; :mod:`fmlib.estimate.train_callbacks`
-(Keras callbacks) and :mod:`fmlib.estimate.keras_data` (the batch adapter) import Keras;
+Modules: this one splits, fits, resumes and records;
+:mod:`fmlib.estimate.train_callbacks` (Keras callbacks) and
+:mod:`fmlib.estimate.keras_data` (the batch adapter) import Keras;
 :mod:`fmlib.estimate.train_results` writes the tables; :mod:`fmlib.cli.train_cli` is the
 ``train`` command (and draws Figures 10-11).
 """
@@ -159,8 +160,8 @@ def _open(dataset_dir):
 
 def target_vectors(dataset, *, canonical: bool = True) -> np.ndarray:
     """All notes' parameter vectors, (n, 15) float64 in original units, M1/M2 in
-    canonical order (see :func:`fmlib.estimate.model.canonicalize`) unless ``canonical`` is
-    False."""
+    canonical order (see :func:`fmlib.estimate.model.canonicalize`) unless ``canonical``
+    is False."""
     params = dataset.params
     v = params[list(P.TARGET_NAMES)].to_numpy(dtype=np.float64)
     if not canonical:
@@ -340,7 +341,8 @@ def _train_locked(
         "targets": list(P.TARGET_NAMES),
         "algorithm": _dataset_algorithm(dataset),
         "canonical_order": (
-            "interchangeable modulators (fmlib.synth.algorithms.Algorithm.interchangeable;"
+            "interchangeable modulators"
+            " (fmlib.synth.algorithms.Algorithm.interchangeable;"
             " dx7_18: M1/M2) sorted by (ratio, index)"
         ),
         "versions": _versions(),

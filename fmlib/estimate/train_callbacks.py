@@ -1,11 +1,11 @@
 """Keras callbacks of training: resumable early stopping, epoch timing, checkpoints.
 
-Imports Keras (and so TensorFlow) at the top; :mod:`fmlib.estimate.train` imports this module
-only once it trains. Together with the full model saved after every epoch (weights and
-optimizer state; the dropout layers' seed-generator states, which Keras does not
-save, go in ``state.json``) and the epoch
-number passed to :class:`fmlib.estimate.keras_data.AudioParamsSequence`, these make a resumed
-run follow an uninterrupted one (tests/test_train.py measures how closely).
+Imports Keras (and so TensorFlow) at the top; :mod:`fmlib.estimate.train` imports this
+module only once it trains. Together with the full model saved after every epoch
+(weights and optimizer state; the dropout layers' seed-generator states, which Keras
+does not save, go in ``state.json``) and the epoch
+number passed to :class:`fmlib.estimate.keras_data.AudioParamsSequence`, these make a
+resumed run follow an uninterrupted one (tests/test_train.py measures how closely).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A trained model's results as files: Tables 4-5, per-parameter errors, predictions.
 
-Written by :func:`fmlib.estimate.train.train` once training ends; the paper's numbers come
-from :mod:`fmlib.paper_reference`. Figures 10-11 are drawn by
+Written by :func:`fmlib.estimate.train.train` once training ends; the paper's numbers
+come from :mod:`fmlib.paper_reference`. Figures 10-11 are drawn by
 :func:`fmlib.notebook.plots.plot_history` alone: the notebooks call it, and so does the
 ``train`` command (:mod:`fmlib.cli.train_cli`), which sits above the plots.
 """

@@ -1,9 +1,9 @@
 """Side-by-side tables of several evaluations of the same notes.
 
-:func:`fmlib.evaluation.evaluate.evaluate` writes one folder per estimator (its ``notes.csv``
-holds the re-synthesis and every baseline). This module puts estimators next to each
-other: the paper's CNN, sound matching, and the baselines (taken from the first
-evaluation: they do not depend on the estimator), over the notes every evaluation
+:func:`fmlib.evaluation.evaluate.evaluate` writes one folder per estimator (its
+``notes.csv`` holds the re-synthesis and every baseline). This module puts estimators
+next to each other: the paper's CNN, sound matching, and the baselines (taken from the
+first evaluation: they do not depend on the estimator), over the notes every evaluation
 finished.
 """
 

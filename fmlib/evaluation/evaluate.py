@@ -1,18 +1,20 @@
 """Re-synthesis evaluation on real notes: the paper's Tables 6-9 and more.
 
-For every note of an NSynth-layout folder (:func:`fmlib.datasets.nsynth.load_nsynth`): estimate
-a patch with an estimator of :mod:`fmlib.estimate.estimators` (``method="cnn"``: the paper's
-CNN, batched, post-processed as the paper does; ``method="match"``: analysis and
-search, which sees only the audio, never a label), render it with
-:func:`fmlib.synth.engine.render`, and compute every metric of :mod:`fmlib.audio.metrics` against
-the original. The same metrics are computed for the baselines of
-:mod:`fmlib.evaluation.baselines` (440 Hz sine, sine at the note's pitch, that sine with the
-note's RMS envelope; only the baselines use the labelled pitch) and for the constant
+For every note of an NSynth-layout folder (:func:`fmlib.datasets.nsynth.load_nsynth`):
+estimate a patch with an estimator of :mod:`fmlib.estimate.estimators`
+(``method="cnn"``: the paper's CNN, batched, post-processed as the paper does;
+``method="match"``: analysis and search, which sees only the audio, never a label),
+render it with
+:func:`fmlib.synth.engine.render`, and compute every metric of
+:mod:`fmlib.audio.metrics` against the original. The same metrics are computed for the
+baselines of
+:mod:`fmlib.evaluation.baselines` (440 Hz sine, sine at the note's pitch, that sine with
+the note's RMS envelope; only the baselines use the labelled pitch) and for the constant
 patch (the CNN scaler's mean patch when a model is given, else the mean of the
 paper's sampler). Pitch is reported twice: the error of the patch's carrier against
 the note's MIDI pitch, ``1200 * log2(carrier_hz / midi_hz)`` cents, and the error of
-the re-synthesis's f0 (measured by :func:`fmlib.audio.analysis.estimate_f0`, as the input's
-f0 is) against that pitch.
+the re-synthesis's f0 (measured by :func:`fmlib.audio.analysis.estimate_f0`, as the
+input's f0 is) against that pitch.
 
 Outputs in ``out_dir``:
 
@@ -423,7 +425,8 @@ def evaluate(
     """Run the re-synthesis evaluation; resumes per note.
 
     Args:
-        model_dir: A trained model folder (:func:`fmlib.estimate.predict.load_predictor`):
+        model_dir: A trained model folder
+        (:func:`fmlib.estimate.predict.load_predictor`):
             the estimator for ``method="cnn"``, an optional starting point for
             ``method="match"`` (None: none).
         data_dir: An NSynth-layout folder (NSynth test split, the dev set or the

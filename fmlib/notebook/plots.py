@@ -265,7 +265,8 @@ def plot_envelope(
     sample_rate: int = 1000,
     annotate: bool = True,
 ):
-    """The linear ADSR curve of :func:`fmlib.synth.engine.adsr_envelope`, segments named.
+    """The linear ADSR curve of :func:`fmlib.synth.engine.adsr_envelope`, segments
+    named.
 
     Args:
         envelope: A :class:`fmlib.synth.patch.Envelope`.
@@ -322,7 +323,8 @@ def algorithm_layout(name: str) -> dict[str, tuple[float, float]]:
 
 
 def draw_algorithm(ax, name: str, *, title: bool = True):
-    """Draw an algorithm of :data:`fmlib.synth.algorithms.ALGORITHMS` as an operator graph.
+    """Draw an algorithm of :data:`fmlib.synth.algorithms.ALGORITHMS` as an operator
+    graph.
 
     Circles are operators (the carrier in red), arrows are "modulates the phase of",
     and the arrow under the carrier is the audio output.
@@ -468,8 +470,8 @@ def comparison_figure(examples, *, max_hz: float | None = None):
 
 # ------------------------------------------------- paper Figures 6-9 (the network)
 # Drawn from the Keras model itself (its layer list, shapes and configs), so they
-# cannot drift from fmlib.estimate.model. Each box is a matplotlib FancyBboxPatch whose gid
-# is "layer:<layer name>" (or "step:<n>"), which the tests count.
+# cannot drift from fmlib.estimate.model. Each box is a matplotlib FancyBboxPatch whose
+# gid is "layer:<layer name>" (or "step:<n>"), which the tests count.
 
 
 def conv1d_valid(

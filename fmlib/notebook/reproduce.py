@@ -314,10 +314,10 @@ def evaluate_and_compare(
 ) -> tuple[Path, Path, str, list[str]]:
     """Evaluate the model on one evaluation set and write its tables.
 
-    Runs (or resumes) :func:`fmlib.evaluation.evaluate.evaluate` with re-synthesised audio
-    saved, copies Tables 6-9 to the tables folder as ``<prefix><table>``, and writes
-    ``<prefix>table6_vs_paper``: our means next to the paper's Table 6, with the set
-    named in every row.
+    Runs (or resumes) :func:`fmlib.evaluation.evaluate.evaluate` with re-synthesised
+    audio saved, copies Tables 6-9 to the tables folder as ``<prefix><table>``, and
+    writes ``<prefix>table6_vs_paper``: our means next to the paper's Table 6, with the
+    set named in every row.
 
     Args:
         set_name: An entry of :data:`EVAL_SETS`.

@@ -8,8 +8,9 @@ Bessel sidebands, Carson's rule, the folding of frequencies) are computed next t
 the measurements so the notebook can put theory and measurement side by side, and
 ``tests/test_teaching.py`` checks them against each other.
 
-Audio arrays are float32 of shape (n,) at 16 kHz (:data:`fmlib.synth.params.SAMPLE_RATE`)
-unless said otherwise; frequencies in Hz; modulation indices in radians.
+Audio arrays are float32 of shape (n,) at 16 kHz
+(:data:`fmlib.synth.params.SAMPLE_RATE`) unless said otherwise; frequencies in Hz;
+modulation indices in radians.
 
 Why one module of about 600 lines: each lesson of notebook 01 is a pair (a
 measurement and its plot) that only makes sense together; splitting measurements
@@ -55,8 +56,8 @@ def two_operator_patch(
     250 Hz) keeps sidebands up to order 7 inside (0, 8000) Hz and on whole-Hz bins.
 
     Args:
-        beta: Modulation index, rad (0 to :data:`fmlib.synth.params.INDEX` ``valid_high``).
-        carrier_hz: Carrier frequency, Hz.
+        beta: Modulation index, rad (0 to :data:`fmlib.synth.params.INDEX`
+        ``valid_high``). carrier_hz: Carrier frequency, Hz.
         ratio: Modulator frequency over carrier frequency.
         sustain: Sustain level of the envelope (1.0: a steady tone).
 

@@ -138,8 +138,9 @@ def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
 
 class _Spectra:
     """What the three live distances need from one signal, computed once: the
-    :mod:`fmlib.audio.metrics` definitions (whole-signal rfft magnitude, |STFT| 2048/512,
-    log1p of the 128-band mel power), without the metrics a widget does not show."""
+    :mod:`fmlib.audio.metrics` definitions (whole-signal rfft magnitude, |STFT|
+    2048/512, log1p of the 128-band mel power), without the metrics a widget does not
+    show."""
 
     def __init__(self, x: np.ndarray) -> None:
         from fmlib.audio import metrics
@@ -148,7 +149,8 @@ class _Spectra:
         self.fft_mag, self.stft_mag, self.log_mel = f.fft_mag, f.stft_mag, f.log_mel
 
     def distances(self, other: _Spectra) -> dict[str, float]:
-        """FFT, STFT and log-mel distances (as :mod:`fmlib.audio.metrics` defines them)."""
+        """FFT, STFT and log-mel distances (as :mod:`fmlib.audio.metrics` defines
+        them)."""
         return {
             "fft": float(np.linalg.norm(self.fft_mag - other.fft_mag)),
             "stft": float(np.linalg.norm(self.stft_mag - other.stft_mag)),
@@ -388,11 +390,12 @@ class SynthExplorer(W.VBox):
     A/B against a reference sound with the three distances.
 
     Attributes:
-        sliders: flat parameter name (:data:`fmlib.synth.params.TARGET_NAMES`) -> slider.
-        algorithm: Dropdown over :data:`fmlib.synth.algorithms.ALGORITHMS`.
+        sliders: flat parameter name (:data:`fmlib.synth.params.TARGET_NAMES`) ->
+        slider. algorithm: Dropdown over :data:`fmlib.synth.algorithms.ALGORITHMS`.
         midi: MIDI note of the carrier, kept in sync with the ``carrier_hz`` slider.
-        snap: Toggle that snaps ratio sliders to :data:`fmlib.synth.params.DISCRETE_RATIOS`.
-        seed, random_button: The paper's sampler (:func:`fmlib.datasets.sampler.sample_note`)
+        snap: Toggle that snaps ratio sliders to
+        :data:`fmlib.synth.params.DISCRETE_RATIOS`. seed, random_button: The paper's
+        sampler (:func:`fmlib.datasets.sampler.sample_note`)
             with this seed; each click draws and then advances the seed.
         patch_path, load_button, patch_upload: Load a patch JSON or DX7 ``.syx``.
         reference_path, reference_button, reference_upload: Load a reference sound.
@@ -1099,8 +1102,8 @@ def resynthesis_panel(
     Args:
         predictor: An estimator with ``predict_patches(audio (k, 64000)) ->
             list[Patch]``: a CNN (:func:`fmlib.estimate.predict.load_predictor`) or
-            :class:`fmlib.estimate.estimators.MatchEstimator`. ``None`` (no CNN model at hand)
-            uses ``MatchEstimator`` with its default budget and seed 0.
+            :class:`fmlib.estimate.estimators.MatchEstimator`. ``None`` (no CNN model at
+            hand) uses ``MatchEstimator`` with its default budget and seed 0.
         out_dir: Where the save button writes (default :data:`fmlib.paths.PATCHES_DIR`).
         explorer: The explorer "edit in explorer" sends the patch to (default: one
             built below the panel on the first click).

@@ -442,12 +442,12 @@ def write_bytes_atomic(path: str | os.PathLike, blob: bytes) -> Path:
 #: Soft floor, dB re full scale, of the comparison between a linear and a DX7
 #: envelope segment: levels are compared as ``10 log10(1 + K a^2)`` with
 #: ``K = 10 ** (-FLOOR_DB / 10)``, i.e. in dB above the floor and fading out
-#: below it, like ``log1p`` of a mel power in :func:`fmlib.audio.metrics.logmel_distance`.
-#: Chosen by the median log-mel distance between fmlib's and Dexed's renders of
-#: 40 random paper-range patches (seed 2026, notes 0-39; the benchmark reports
-#: other seeds): soft floor at -30, -20, -15, -12, -10, -8 dB: 31.9, 30.9, 30.1,
-#: 30.6, 30.6, 30.6; a hard floor (max(dB, floor)) at -60, -40, -30, -20, -15, -10,
-#: -6 dB: 37.0, 34.4, 33.1, 31.1, 31.1, 34.7, 45.8.
+#: below it, like ``log1p`` of a mel power in
+#: :func:`fmlib.audio.metrics.logmel_distance`. Chosen by the median log-mel distance
+#: between fmlib's and Dexed's renders of 40 random paper-range patches (seed 2026,
+#: notes 0-39; the benchmark reports other seeds): soft floor at -30, -20, -15, -12,
+#: -10, -8 dB: 31.9, 30.9, 30.1, 30.6, 30.6, 30.6; a hard floor (max(dB, floor)) at -60,
+#: -40, -30, -20, -15, -10, -6 dB: 37.0, 34.4, 33.1, 31.1, 31.1, 34.7, 45.8.
 FLOOR_DB = -15.0
 #: Grid points of a segment comparison.
 _GRID = 128

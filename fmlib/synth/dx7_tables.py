@@ -2,8 +2,8 @@
 
 Written by ``tools/measure_dx7_tables.py`` (dexed-py 0.3.0, 48 kHz, 2026-11-25);
 rerun it to regenerate. Every value is a measurement of Dexed's audio (see that
-script's docstring for how), used by :mod:`fmlib.synth.dx7` to convert fmlib units to DX7
-parameter values and back. Indices are DX7 parameter values (0..99, keys 0..127).
+script's docstring for how), used by :mod:`fmlib.synth.dx7` to convert fmlib units to
+DX7 parameter values and back. Indices are DX7 parameter values (0..99, keys 0..127).
 
 Why over 3,000 lines: it is data (measured tables), not logic.
 """

@@ -1,8 +1,9 @@
 """The parameter specification: every synthesizer parameter declared once.
 
-Validation (:mod:`fmlib.synth.patch`), the dataset sampler (:mod:`fmlib.datasets.sampler`), the CNN's
-target order and post-processing (:mod:`fmlib.estimate.model`) and the notebook sliders
-(:mod:`fmlib.notebook.widgets`) all read :data:`PARAMS`; nothing else repeats a range.
+Validation (:mod:`fmlib.synth.patch`), the dataset sampler
+(:mod:`fmlib.datasets.sampler`), the CNN's target order and post-processing
+(:mod:`fmlib.estimate.model`) and the notebook sliders (:mod:`fmlib.notebook.widgets`)
+all read :data:`PARAMS`; nothing else repeats a range.
 
 Two kinds of limits are declared for each parameter:
 

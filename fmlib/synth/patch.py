@@ -8,12 +8,12 @@ closest valid key (a typo such as ``atack_s`` never passes silently)::
      "envelope": {"attack_s": 0.01, "decay_s": 0.2, "sustain": 0.6, "release_s": 0.3},
      "level": 1.0}
 
-``level`` (the carrier's linear output gain, :data:`fmlib.synth.params.LEVEL`) is optional:
-a patch without it plays at 1.0, the paper's amplitude, bit-identically to before
-``level`` existed.
+``level`` (the carrier's linear output gain, :data:`fmlib.synth.params.LEVEL`) is
+optional: a patch without it plays at 1.0, the paper's amplitude, bit-identically to
+before ``level`` existed.
 
-Validation reads the limits of :mod:`fmlib.synth.params`; every error names the field and
-what is valid.
+Validation reads the limits of :mod:`fmlib.synth.params`; every error names the field
+and what is valid.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ class Patch:
         }
 
     def to_vector(self) -> np.ndarray:
-        """The 15 parameters in :data:`fmlib.synth.params.TARGET_NAMES` order, float64."""
+        """The 15 parameters in :data:`fmlib.synth.params.TARGET_NAMES` order,
+        float64."""
         e = self.envelope
         return np.array(
             [self.carrier_hz]
@@ -197,8 +198,8 @@ def patch_from_vector(
     algorithm: str = DEFAULT_ALGORITHM,
     level: float = P.DEFAULT_LEVEL,
 ) -> Patch:
-    """Build a patch from 15 values in :data:`fmlib.synth.params.TARGET_NAMES` order (and
-    an optional ``level``, which is not one of the 15)."""
+    """Build a patch from 15 values in :data:`fmlib.synth.params.TARGET_NAMES` order
+    (and an optional ``level``, which is not one of the 15)."""
     v = np.asarray(vector, dtype=np.float64).reshape(-1)
     if v.shape != (len(P.TARGET_NAMES),):
         raise InputError(
