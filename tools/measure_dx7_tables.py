@@ -387,7 +387,7 @@ def _fmt(values, per_line=8, digits=6) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(ROOT / "fmlib" / "dx7_tables.py"))
+    ap.add_argument("--out", default=str(ROOT / "fmlib" / "synth" / "dx7_tables.py"))
     args = ap.parse_args()
     key_hz = measure_keys()
     dev = [
