@@ -1,16 +1,16 @@
 """Benchmark: fmlib patches exported as DX7 voices, rendered by fmlib and by Dexed.
 
-For ``--n`` random paper-range patches (:func:`fmlib.sampler.sample_vectors`, the
-paper's sampler) it
+For ``--n`` random paper-range patches (:func:`fmlib.datasets.sampler.sample_vectors`,
+the paper's sampler) it
 
-1. exports each patch (:func:`fmlib.dx7.patch_to_voice`), writes them as 32-voice
+1. exports each patch (:func:`fmlib.synth.dx7.patch_to_voice`), writes them as 32-voice
    banks and has dexed-py load every bank (a checksum warning counts as a refusal)
    and every single-voice dump's data, and checks the bytes Dexed holds;
 2. renders each patch with fmlib and the exported voice with Dexed (48 kHz, the key
    stored in the voice, velocity 100, note-off at 3 s, 4 s, then fmlib's own
-   :func:`fmlib.synth.downsample` to 16 kHz) and reports the median log-mel distance
-   (:func:`fmlib.metrics.logmel_distance`) between the two renders, against the
-   median distance between the fmlib renders of two different random patches
+   :func:`fmlib.synth.engine.downsample` to 16 kHz) and reports the median log-mel
+   distance (:func:`fmlib.audio.metrics.logmel_distance`) between the two renders,
+   against the median distance between the fmlib renders of two different random patches
    (patch i against patch i + 1; target: at least 5 x larger);
 3. runs the round trip export -> import -> export on every patch: the voice must
    come back byte for byte, and the worst error of every parameter is printed.
@@ -18,8 +18,8 @@ paper's sampler) it
 ``--patches DIR`` adds matched notes: every ``DIR/<stem>.json`` whose
 ``<stem>.wav`` exists in the NSynth development set. For each it prints both
 renders' log-mel distances to the original note and the log-mel gain over the
-440 Hz sine baseline (:func:`fmlib.baselines.sine_440`) that Dexed's render keeps
-relative to fmlib's: ``(d(sine) - d(dexed)) / (d(sine) - d(fmlib))``.
+440 Hz sine baseline (:func:`fmlib.evaluation.baselines.sine_440`) that Dexed's render
+keeps relative to fmlib's: ``(d(sine) - d(dexed)) / (d(sine) - d(fmlib))``.
 
 A figure of fmlib's render against Dexed's (waveform envelope and log-mel
 spectrogram) for ``--figure`` patches goes to ``data/dx7/``, with a JSON of every
@@ -48,15 +48,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from fmlib import dx7
-from fmlib import params as P
-from fmlib.audio_io import read_wav
-from fmlib.baselines import sine_440
-from fmlib.metrics import distances, features
-from fmlib.patch import load_patch, patch_from_vector
+from fmlib.audio.audio_io import read_wav
+from fmlib.audio.metrics import distances, features
+from fmlib.datasets.sampler import sample_vectors
+from fmlib.evaluation.baselines import sine_440
 from fmlib.paths import DATA_DIR, NSYNTH_DEV_DIR
-from fmlib.sampler import sample_vectors
-from fmlib.synth import downsample, render
+from fmlib.synth import dx7
+from fmlib.synth import params as P
+from fmlib.synth.engine import downsample, render
+from fmlib.synth.patch import load_patch, patch_from_vector
 
 try:
     import dexed
@@ -130,7 +130,7 @@ def plot_pairs(items, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fmlib.metrics import rms_envelope
+    from fmlib.audio.metrics import rms_envelope
 
     n = len(items)
     fig, axes = plt.subplots(n, 3, figsize=(12, 2.4 * n), squeeze=False)

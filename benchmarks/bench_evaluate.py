@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python benchmarks/bench_evaluate.py [--model MODEL_DIR] [--data DIR]
         [--limit N] [--batch-size B]
 
-Without ``--model`` it builds the paper's architecture (:data:`fmlib.model.
+Without ``--model`` it builds the paper's architecture (:data:`fmlib.estimate.model.
 PAPER_CONFIG`) with untrained weights and a scaler fitted on sampled parameters;
 the cost of a forward pass does not depend on the weights. ``--data`` defaults to
 the 110-note NSynth development set. Prints notes/s for the whole run, and the
@@ -27,8 +27,8 @@ import numpy as np
 def _untrained_paper_model(folder: Path) -> Path:
     import keras
 
-    from fmlib.model import TargetScaler, build_model
-    from fmlib.sampler import sample_vectors
+    from fmlib.datasets.sampler import sample_vectors
+    from fmlib.estimate.model import TargetScaler, build_model
 
     keras.utils.set_random_seed(0)
     model = build_model()
@@ -45,13 +45,13 @@ def _untrained_paper_model(folder: Path) -> Path:
 
 
 def main() -> None:
-    from fmlib import metrics
-    from fmlib.baselines import baselines
-    from fmlib.evaluate import evaluate, score_note
-    from fmlib.nsynth import load_nsynth, read_note
+    from fmlib.audio import metrics
+    from fmlib.datasets.nsynth import load_nsynth, read_note
+    from fmlib.estimate.predict import load_predictor
+    from fmlib.evaluation.baselines import baselines
+    from fmlib.evaluation.evaluate import evaluate, score_note
     from fmlib.paths import NSYNTH_DEV_DIR
-    from fmlib.predict import load_predictor
-    from fmlib.synth import render
+    from fmlib.synth.engine import render
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None)

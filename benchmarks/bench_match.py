@@ -1,4 +1,4 @@
-"""Speed and quality of the sound matching (``fmlib.match``) on real notes.
+"""Speed and quality of the sound matching (``fmlib.estimate.match``) on real notes.
 
 Usage::
 
@@ -15,10 +15,10 @@ round-robin order over families, so any ``--limit`` keeps every family represent
 Prints Markdown tables:
 
 1. CPU time per note of ``match_note`` at ``--budget`` (default
-   :data:`fmlib.match.DEFAULT_BUDGET`): the first note of a fresh process (which
-   builds the harmonic table), the table build alone, the mean per note without it
-   and with it amortised over the notes; and every metric of the result
-   (:func:`fmlib.evaluate.score_note`) against the baselines.
+   :data:`fmlib.estimate.match.DEFAULT_BUDGET`): the first note of a fresh process
+   (which builds the harmonic table), the table build alone, the mean per note without
+   it and with it amortised over the notes; and every metric of the result
+   (:func:`fmlib.evaluation.evaluate.score_note`) against the baselines.
 2. The budget/quality curve: budgets whose CPU time per note is about each of
    ``--times`` seconds (found by timing a few budgets on calibration notes and
    fitting ``time = a + b * budget``), then per budget the measured time, the log-mel
@@ -26,7 +26,7 @@ Prints Markdown tables:
    whose log-mel beats ``sine_pitch_env``, the FFT and STFT means against
    ``sine_pitch_env``'s, and the re-synthesis f0 within 50 cents of the label.
 3. ``librosa.pyin`` against the analysis's YIN-based
-   :func:`fmlib.analysis.estimate_f0`: CPU time per note and agreement with the
+   :func:`fmlib.audio.analysis.estimate_f0`: CPU time per note and agreement with the
    labelled MIDI pitch (within ``--cents`` of it, strictly and folded to one
    octave), plus their agreement with each other.
 
@@ -69,8 +69,10 @@ def _folded(c: float) -> float:
 
 
 def _load_notes(data: Path, limit: int | None):
-    from fmlib.evaluate import _order_for_limit  # the evaluation's note order
-    from fmlib.nsynth import load_nsynth, read_note
+    from fmlib.datasets.nsynth import load_nsynth, read_note
+    from fmlib.evaluation.evaluate import (
+        _order_for_limit,  # the evaluation's note order
+    )
 
     table = _order_for_limit(load_nsynth(data))
     if limit is not None:
@@ -80,7 +82,7 @@ def _load_notes(data: Path, limit: int | None):
 
 
 def _match_timed(x, budget: int):
-    from fmlib.match import match_note
+    from fmlib.estimate.match import match_note
 
     t = time.process_time()
     result = match_note(x, budget=budget, seed=0)
@@ -89,10 +91,10 @@ def _match_timed(x, budget: int):
 
 def _score(notes, audio, patches) -> dict:
     """Means of every metric over the notes, and the Table-6 style summaries."""
-    from fmlib.analysis import estimate_f0
+    from fmlib.audio.analysis import estimate_f0
     from fmlib.errors import InputError
-    from fmlib.evaluate import _BaselineCache, score_note
-    from fmlib.synth import render
+    from fmlib.evaluation.evaluate import _BaselineCache, score_note
+    from fmlib.synth.engine import render
 
     cache = _BaselineCache()
     rows = []
@@ -146,7 +148,7 @@ def _budget_for(times: list[float], budgets: list[int], target_s: float) -> int:
     """Budget whose CPU time per note is ``target_s``: piecewise-linear in the
     calibration points, extrapolated with the last segment's slope; MIN_BUDGET when
     the target lies below the fixed cost."""
-    from fmlib.match import MAX_BUDGET, MIN_BUDGET
+    from fmlib.estimate.match import MAX_BUDGET, MIN_BUDGET
 
     t = np.maximum.accumulate(np.asarray(times, dtype=float))
     b = np.asarray(budgets, dtype=float)
@@ -163,7 +165,7 @@ def _budget_for(times: list[float], budgets: list[int], target_s: float) -> int:
 def _pyin_f0(x) -> float:
     import librosa
 
-    from fmlib import analysis as A
+    from fmlib.audio import analysis as A
 
     f0, voiced, _ = librosa.pyin(
         x,
@@ -225,7 +227,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="save the numbers")
     args = ap.parse_args()
 
-    from fmlib.match import DEFAULT_BUDGET, check_budget
+    from fmlib.estimate.match import DEFAULT_BUDGET, check_budget
 
     budget = check_budget(args.budget or DEFAULT_BUDGET)
     notes, audio = _load_notes(args.data, args.limit)
@@ -250,7 +252,7 @@ def main() -> None:
     )
 
     # 1. time per note at the default budget ---------------------------------
-    from fmlib import timbre
+    from fmlib.audio import timbre
 
     first, t_first = _match_timed(audio[0], budget)  # cold: builds the table
     timbre.harmonic_table.cache_clear()
@@ -266,8 +268,8 @@ def main() -> None:
         per_note.append(_match_timed(audio[0], budget)[1])
     mean_excl = float(np.mean(per_note))
     # the fixed cost of every note, whatever the budget
-    from fmlib.analysis import analyze
-    from fmlib.metrics import features
+    from fmlib.audio.analysis import analyze
+    from fmlib.audio.metrics import features
 
     t = time.process_time()
     for x in audio:
@@ -366,7 +368,7 @@ def main() -> None:
 
     # 2. budget / quality curve ----------------------------------------------
     if not args.no_curve:
-        from fmlib.match import MIN_BUDGET
+        from fmlib.estimate.match import MIN_BUDGET
 
         targets = [float(v) for v in args.times.split(",")]
         k = min(args.calibration_notes, n)
@@ -457,7 +459,7 @@ def main() -> None:
 
     # 3. pYIN vs the analysis's YIN-based estimate ---------------------------
     if not args.no_pyin:
-        from fmlib.analysis import estimate_f0
+        from fmlib.audio.analysis import estimate_f0
 
         est = {"yin": [], "pyin": []}
         cpu = {"yin": [], "pyin": []}

@@ -41,10 +41,15 @@ def main() -> None:
 
     import keras
 
-    from fmlib.dataset import open_dataset
-    from fmlib.keras_data import AudioParamsSequence
-    from fmlib.model import PAPER_CONFIG, TargetScaler, build_model, compile_model
-    from fmlib.train import split_indices, target_vectors
+    from fmlib.datasets.dataset import open_dataset
+    from fmlib.estimate.keras_data import AudioParamsSequence
+    from fmlib.estimate.model import (
+        PAPER_CONFIG,
+        TargetScaler,
+        build_model,
+        compile_model,
+    )
+    from fmlib.estimate.train import split_indices, target_vectors
 
     keras.utils.set_random_seed(args.seed)
     ds = open_dataset(args.data)

@@ -4,8 +4,8 @@ The paper's note: a random ``dx7_18`` patch, 4 s long, note-off at 3 s, rendered
 48 kHz and downsampled to 16 kHz. Dexed (PyPI ``dexed-py``, GPL-3, a dev extra that
 fmlib itself never imports) renders random 6-operator DX7 algorithm-18 patches at
 48 kHz for 4 s (note-off at 3 s), and its output goes through the same
-:func:`fmlib.synth.downsample`. Both get a ready patch object per note (fmlib a
-validated :class:`~fmlib.patch.Patch`, Dexed a ``dexed.Patch`` it loads); timing
+:func:`fmlib.synth.engine.downsample`. Both get a ready patch object per note (fmlib a
+validated :class:`~fmlib.synth.patch.Patch`, Dexed a ``dexed.Patch`` it loads); timing
 covers loading the patch, rendering and downsampling.
 
 The two engines are timed in alternating rounds, so that a load change on a shared
@@ -13,8 +13,9 @@ machine hits both alike. Both are single-threaded, so the main figures are CPU t
 (``time.process_time``), which time spent waiting for a shared CPU does not inflate;
 wall-clock figures are printed too. The ratio is the median over rounds of each
 round's ratio; per-note times are medians over rounds. It also prints
-where fmlib's time goes and the SNR of :func:`fmlib.synth.render` against the float64
-:func:`fmlib.synth.render_reference`.
+where fmlib's time goes and the SNR of :func:`fmlib.synth.engine.render` against the
+float64
+:func:`fmlib.synth.engine.render_reference`.
 
 Usage::
 
@@ -42,9 +43,9 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from fmlib import params as P  # noqa: E402
-from fmlib.patch import Patch, patch_from_dict  # noqa: E402
-from fmlib.synth import downsample, render, render_48k, render_reference  # noqa: E402
+from fmlib.synth import params as P  # noqa: E402
+from fmlib.synth.engine import downsample, render, render_48k, render_reference  # noqa: E402
+from fmlib.synth.patch import Patch, patch_from_dict  # noqa: E402
 
 #: DX7 algorithm 18 in dexed-py's 0-based numbering.
 DEXED_ALGORITHM_18 = 17
@@ -108,7 +109,8 @@ def random_dexed_patches(n: int, *, seed: int) -> list[tuple[object, int]]:
 
 
 def time_fmlib(patches: list[Patch]) -> tuple[float, float]:
-    """(CPU, wall) seconds per note for :func:`fmlib.synth.render` over ``patches``."""
+    """(CPU, wall) seconds per note for :func:`fmlib.synth.engine.render` over
+    ``patches``."""
     c0, t0 = time.process_time(), time.perf_counter()
     for p in patches:
         render(p)

@@ -49,9 +49,9 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    from fmlib.plots import use_style
-    from fmlib.synth import render
-    from fmlib.widgets import synth_explorer
+    from fmlib.notebook.plots import use_style
+    from fmlib.notebook.widgets import synth_explorer
+    from fmlib.synth.engine import render
 
     use_style()  # notebook 01 runs with the project's plot style
 

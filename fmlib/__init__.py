@@ -8,10 +8,11 @@ The public API used by notebooks, tests and benchmarks::
     patch = fmlib.load_patch("patch.json"); fmlib.save_patch(patch, "copy.json")
 """
 
-from fmlib.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, get_algorithm
 from fmlib.errors import InputError, MissingFileError
-from fmlib.params import PARAMS, SAMPLE_RATE, TARGET_NAMES
-from fmlib.patch import (
+from fmlib.synth.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, get_algorithm
+from fmlib.synth.engine import render, render_batch
+from fmlib.synth.params import PARAMS, SAMPLE_RATE, TARGET_NAMES
+from fmlib.synth.patch import (
     Envelope,
     Modulator,
     Patch,
@@ -19,7 +20,6 @@ from fmlib.patch import (
     patch_from_dict,
     save_patch,
 )
-from fmlib.synth import render, render_batch
 
 __version__ = "0.1.0"
 

@@ -25,7 +25,7 @@ PAPER_TABLE4: dict[str, list[float]] = {
 PAPER_TABLE5: dict[str, float] = {"RMSE": 38.5391, "MSE": 1485.2655, "MAE": 7.6973}
 
 #: Table 6: means over the NSynth test split, re-synthesis and 440 Hz sine
-#: baseline (FFT, STFT and log-mel distances as in :mod:`fmlib.metrics`), and the
+#: baseline (FFT, STFT and log-mel distances as in :mod:`fmlib.audio.metrics`), and the
 #: improvement in percent.
 PAPER_TABLE6: dict[str, list] = {
     "metric": ["FFT", "STFT", "Log Mel (raw)", "Log Mel (normalized)"],

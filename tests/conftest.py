@@ -45,7 +45,7 @@ TINY_N, TINY_SEED = 64, 0
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
     """A 64-note dataset (seed 0), generated once per test run. Read-only."""
-    from fmlib.dataset import generate_dataset
+    from fmlib.datasets.dataset import generate_dataset
 
     return generate_dataset(
         tmp_path_factory.mktemp("tiny") / "dataset",
@@ -60,7 +60,7 @@ def tiny_dataset(tmp_path_factory):
 def tiny_model(tiny_dataset, tmp_path_factory):
     """:data:`TINY_CONFIG` trained on :func:`tiny_dataset` (seed 0), once per test
     run. Read-only: a test that changes a model folder trains its own."""
-    from fmlib.train import train
+    from fmlib.estimate.train import train
 
     out = tmp_path_factory.mktemp("tiny") / "model"
     return train(tiny_dataset, out, config=TINY_CONFIG, seed=0, verbose=0)

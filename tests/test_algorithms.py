@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fmlib import params as P
-from fmlib.algorithms import ALGORITHMS, Algorithm, get_algorithm
 from fmlib.errors import InputError
-from fmlib.model import canonicalize
-from fmlib.patch import patch_from_vector
-from fmlib.synth import render
+from fmlib.estimate.model import canonicalize
+from fmlib.synth import params as P
+from fmlib.synth.algorithms import ALGORITHMS, Algorithm, get_algorithm
+from fmlib.synth.engine import render
+from fmlib.synth.patch import patch_from_vector
 
 
 def test_serial_has_no_interchangeable_modulators():

@@ -1,4 +1,4 @@
-"""Analysis (fmlib.analysis): known values on notes fmlib itself rendered.
+"""Analysis (fmlib.audio.analysis): known values on notes fmlib itself rendered.
 
 Tolerances are measured, not guessed (see each test); they are what the analysis
 achieves with a margin, so a regression shows up as a failure.
@@ -13,9 +13,9 @@ import pytest
 from scipy.special import jv
 
 import fmlib
-from fmlib import analysis as A
+from fmlib.audio import analysis as A
+from fmlib.audio.metrics import rms_envelope
 from fmlib.errors import InputError
-from fmlib.metrics import rms_envelope
 
 SR = fmlib.SAMPLE_RATE
 ENV = (0.01, 0.2, 0.6, 0.3)
@@ -64,7 +64,7 @@ HARMONIC_PATCHES = {
 FULL_GRID = {"sine", "ratio1", "bright", "weak_fundamental"}
 
 # Known failures of estimate_f0 at the time of writing (checked on every pitch
-# 21..108). Two causes, both in fmlib/analysis.py:
+# 21..108). Two causes, both in fmlib/audio/analysis.py:
 _THIRD = (
     "YIN returns f0/3 or f0/5 on these high notes (one harmonic dominates) and "
     "_settle_octave's candidates are f0 * 2**j, f0/3 and f0/5, never 3 f0 or 5 f0"

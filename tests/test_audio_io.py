@@ -1,4 +1,4 @@
-"""Tests of WAV writing and reading (fmlib.audio_io)."""
+"""Tests of WAV writing and reading (fmlib.audio.audio_io)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fmlib.audio_io import check_output_path, read_wav, write_wav
+from fmlib.audio.audio_io import check_output_path, read_wav, write_wav
 from fmlib.errors import InputError, MissingFileError
 
 

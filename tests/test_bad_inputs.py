@@ -43,11 +43,11 @@ LONG = "a" * 300
 def shared(tmp_path_factory):
     """Read-only inputs shared by every case: a dataset, a fake model, an
     NSynth-layout folder."""
-    from fmlib.dataset import generate_dataset
-    from fmlib.model import TargetScaler
-    from fmlib.params import TARGET_NAMES
-    from fmlib.sampler import sample_vectors
-    from fmlib.synth import render
+    from fmlib.datasets.dataset import generate_dataset
+    from fmlib.datasets.sampler import sample_vectors
+    from fmlib.estimate.model import TargetScaler
+    from fmlib.synth.engine import render
+    from fmlib.synth.params import TARGET_NAMES
 
     root = tmp_path_factory.mktemp("shared")
     ds = generate_dataset(root / "ds", n=6, seed=1, workers=1, progress=False)
@@ -393,7 +393,8 @@ def test_help_and_version_import_no_command_module():
         "        main(argv)\n"
         "    except SystemExit:\n"
         "        pass\n"
-        "mods = ('fmlib.dataset', 'fmlib.train', 'fmlib.evaluate', 'fmlib.predict')\n"
+        "mods = ('fmlib.datasets.dataset', 'fmlib.estimate.train',"
+        " 'fmlib.evaluation.evaluate', 'fmlib.estimate.predict')\n"
         "print('LOADED', ','.join(m for m in mods if m in sys.modules))\n"
     )
     result = subprocess.run(

@@ -251,8 +251,8 @@ def test_missing_browser_skips_except_where_required(monkeypatch):
 def test_explorer_in_jupyterlab(chromium, lab, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from fmlib.audio_io import write_wav
-    from fmlib.patch import save_patch
+    from fmlib.audio.audio_io import write_wav
+    from fmlib.synth.patch import save_patch
 
     url, token, root = lab
     explorer = ".fmlib-explorer"

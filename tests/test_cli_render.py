@@ -1,4 +1,4 @@
-"""Tests of ``python -m fmlib render`` (fmlib.render_cli through fmlib.cli).
+"""Tests of ``python -m fmlib render`` (fmlib.cli.render_cli through fmlib.cli).
 
 Every bad input must end with exit status 2, one stderr line starting ``error:``, no
 traceback and no output file. The whole matrix runs in-process through
@@ -19,7 +19,7 @@ import soundfile as sf
 
 from fmlib.cli import main
 from fmlib.paths import PROJECT_ROOT
-from fmlib.synth import render
+from fmlib.synth.engine import render
 
 EXAMPLE = PROJECT_ROOT / "examples" / "patch.json"
 VALID = json.loads(EXAMPLE.read_text())

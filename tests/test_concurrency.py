@@ -61,7 +61,7 @@ def _one_error_line(stderr: str, text: str) -> None:
 
 
 def test_two_generate_runs_into_one_folder(tmp_path):
-    from fmlib.dataset import open_dataset
+    from fmlib.datasets.dataset import open_dataset
 
     out = tmp_path / "ds"
     args = ("generate", "--n", 1500, "--seed", 4, "--workers", 1, "--shard-size", 100)
@@ -83,7 +83,7 @@ def test_two_generate_runs_into_one_folder(tmp_path):
 
 @pytest.fixture(scope="module")
 def small_dataset(tmp_path_factory):
-    from fmlib.dataset import generate_dataset
+    from fmlib.datasets.dataset import generate_dataset
 
     root = tmp_path_factory.mktemp("conc")
     return generate_dataset(root / "ds", n=40, seed=5, workers=1, progress=False)
@@ -104,8 +104,8 @@ def trained(small_dataset, tmp_path_factory):
 
 
 def test_two_train_runs_into_one_folder(trained, small_dataset):
-    from fmlib.predict import load_predictor
-    from fmlib.train import is_complete
+    from fmlib.estimate.predict import load_predictor
+    from fmlib.estimate.train import is_complete
 
     out, code2, err2, err1 = trained
     assert code2 == 2
@@ -123,9 +123,9 @@ def test_two_train_runs_into_one_folder(trained, small_dataset):
 
 
 def _nsynth_folder(root: Path, n: int) -> Path:
-    from fmlib.patch import patch_from_vector
-    from fmlib.sampler import sample_vectors
-    from fmlib.synth import render
+    from fmlib.datasets.sampler import sample_vectors
+    from fmlib.synth.engine import render
+    from fmlib.synth.patch import patch_from_vector
 
     (root / "audio").mkdir(parents=True)
     notes = {}

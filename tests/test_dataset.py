@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 import fmlib
-from fmlib import dataset as D
-from fmlib import dataset_reader, dataset_workers
-from fmlib.audio_io import read_wav
+from fmlib.audio.audio_io import read_wav
 from fmlib.cli import main
+from fmlib.datasets import dataset as D
+from fmlib.datasets import dataset_reader, dataset_workers
+from fmlib.datasets.sampler import sample_vectors
 from fmlib.errors import InputError
-from fmlib.patch import load_patch, patch_from_vector
-from fmlib.sampler import sample_vectors
+from fmlib.synth.patch import load_patch, patch_from_vector
 
 N = 24
 SHARD = 8
@@ -219,7 +219,7 @@ def test_wav_listening_files(tmp_path):
 
 
 def test_sequence_feeds_keras(reference):
-    from fmlib.keras_data import AudioParamsSequence
+    from fmlib.estimate.keras_data import AudioParamsSequence
 
     ds = D.open_dataset(reference)
     idx = np.array([3, 20, 5, 9, 11])
@@ -324,7 +324,7 @@ def test_resume_with_another_renderer_is_refused(reference, tmp_path):
 
 
 def test_sequence_resumes_its_shuffle_order(reference):
-    from fmlib.keras_data import AudioParamsSequence
+    from fmlib.estimate.keras_data import AudioParamsSequence
 
     ds = D.open_dataset(reference)
     idx = np.arange(N)

@@ -10,11 +10,11 @@ import warnings
 import numpy as np
 import pytest
 
-from fmlib import dx7
-from fmlib import dx7_tables as T
+from fmlib.datasets.sampler import sample_vectors
 from fmlib.errors import InputError
-from fmlib.patch import patch_from_dict, patch_from_vector
-from fmlib.sampler import sample_vectors
+from fmlib.synth import dx7
+from fmlib.synth import dx7_tables as T
+from fmlib.synth.patch import patch_from_dict, patch_from_vector
 
 PATCH_440 = {
     "algorithm": "dx7_18",
@@ -179,7 +179,7 @@ def test_value_out_of_range_in_file_is_refused():
 def test_algorithm_18_edges_match_dx7_18():
     """fmlib's dx7_18 edges under the mapping are DX7 algorithm 18's (OP2, OP3,
     OP4 -> OP1; OP5 -> OP4; OP6 -> OP5), as the DX7 algorithm chart draws it."""
-    from fmlib.algorithms import ALGORITHMS
+    from fmlib.synth.algorithms import ALGORITHMS
 
     to_op = {"C": 1, "M1": 2, "M2": 3, "M3": 4, "M4": 5, "M5": 6}
     edges = {(to_op[s], to_op[d]) for s, d in ALGORITHMS["dx7_18"].edges}
@@ -356,7 +356,7 @@ def _cli(*args, cwd=None):
 
 @pytest.mark.slow
 def test_cli_export_import(tmp_path):
-    from fmlib.patch import save_patch
+    from fmlib.synth.patch import save_patch
 
     a = save_patch(PATCH_440, tmp_path / "a.json")
     b = save_patch(dict(PATCH_440, carrier_hz=110.0), tmp_path / "b.json")
@@ -377,7 +377,7 @@ def test_cli_export_import(tmp_path):
 
 @pytest.mark.slow
 def test_cli_refusals(tmp_path):
-    from fmlib.patch import save_patch
+    from fmlib.synth.patch import save_patch
 
     a = save_patch(PATCH_440, tmp_path / "a.json")
     before = a.read_bytes()
@@ -420,8 +420,8 @@ def test_cli_refusals(tmp_path):
 
 def test_dexed_accepts_and_renders_close_to_fmlib(tmp_path):
     dexed = pytest.importorskip("dexed")
-    from fmlib.metrics import logmel_distance
-    from fmlib.synth import downsample, render
+    from fmlib.audio.metrics import logmel_distance
+    from fmlib.synth.engine import downsample, render
 
     patches = [patch_from_vector(v) for v in sample_vectors(6, seed=7)]
     path = dx7.save_syx(patches, tmp_path / "bank.syx")
@@ -463,7 +463,7 @@ def test_dexed_algorithm_18_is_fmlib_dx7_18():
     """dexed-py's own table of DX7 algorithm 18 (0-based 17) has fmlib's edges
     under the mapping, and OP3 carries its feedback."""
     dexed = pytest.importorskip("dexed")
-    from fmlib.algorithms import ALGORITHMS
+    from fmlib.synth.algorithms import ALGORITHMS
 
     matrix = dexed.get_mod_matrix(17)  # matrix[i, j] = 1: op j modulates op i
     edges = {(j + 1, i + 1) for i in range(6) for j in range(6) if matrix[i, j]}

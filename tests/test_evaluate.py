@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fmlib import metrics
-from fmlib.baselines import midi_to_hz, sine_440
+from fmlib.audio import metrics
 from fmlib.cli import main
+from fmlib.datasets.nsynth import read_note
+from fmlib.datasets.soundfont import build_soundfont_set
 from fmlib.errors import InputError
-from fmlib.evaluate import CSV_COLUMNS, METHODS, evaluate
-from fmlib.nsynth import read_note
-from fmlib.soundfont import build_soundfont_set
+from fmlib.evaluation.baselines import midi_to_hz, sine_440
+from fmlib.evaluation.evaluate import CSV_COLUMNS, METHODS, evaluate
 
 BROKEN = "guitar_soundfont_999-060-100"
 
@@ -131,7 +131,7 @@ def test_killed_run_resumed_equals_uninterrupted(
     batches (of 2 notes), so even the CNN's float32 output is bitwise the same.
     (When batches differ, see test_resume_after_interruption, the CNN's output
     moves at float32 rounding level.)"""
-    import fmlib.evaluate as E
+    import fmlib.evaluation.evaluate as E
 
     full = evaluate(
         model_dir, data_dir, tmp_path / "full", batch_size=2, progress=False
@@ -206,9 +206,13 @@ def test_limit_round_robin_and_cli(model_dir, data_dir, tmp_path, capsys):
 def test_a_failing_prediction_is_isolated(tmp_path):
     import soundfile as sf
 
-    from fmlib.estimators import CNNEstimator
-    from fmlib.evaluate import _BaselineCache, _process_batch, paper_mean_patch
-    from fmlib.patch import patch_from_vector
+    from fmlib.estimate.estimators import CNNEstimator
+    from fmlib.evaluation.evaluate import (
+        _BaselineCache,
+        _process_batch,
+        paper_mean_patch,
+    )
+    from fmlib.synth.patch import patch_from_vector
 
     good = patch_from_vector([261.6, 1, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0.01, 0.1, 0.5, 0.2])
 

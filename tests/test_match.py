@@ -1,4 +1,4 @@
-"""Sound matching (fmlib.match, ``python -m fmlib match``, ``evaluate --method
+"""Sound matching (fmlib.estimate.match, ``python -m fmlib match``, ``evaluate --method
 match``): round trips on notes fmlib rendered with known parameters, determinism,
 bad input, folder runs.
 
@@ -11,7 +11,7 @@ time of writing, worst case in brackets):
   attack within 25 ms [20 ms: the match turns attacks of 5-20 ms into 0; its log-mel
   model ignores the onset's transient], release within 25 ms when the note still
   sounds at note-off [18 ms], decay within 30 % [25 %];
-* log-mel distance (fmlib.metrics.logmel_distance) of the re-synthesis to the
+* log-mel distance (fmlib.audio.metrics.logmel_distance) of the re-synthesis to the
   original <= 0.25 x that of the 440 Hz sine [0.20], and <= 0.10 x on average over
   the cases [0.07].
 """
@@ -30,15 +30,17 @@ import pandas as pd
 import pytest
 
 import fmlib
-from fmlib import analysis as A
-from fmlib import metrics
-from fmlib.audio_io import write_wav
-from fmlib.baselines import sine_440
+from fmlib.audio import analysis as A
+from fmlib.audio import metrics
+from fmlib.audio.audio_io import write_wav
 from fmlib.cli import main
 from fmlib.errors import InputError
-from fmlib.match import MAX_BUDGET, MIN_BUDGET, check_budget, match_note
+from fmlib.estimate.match import MAX_BUDGET, MIN_BUDGET, check_budget, match_note
+from fmlib.evaluation.baselines import sine_440
 
-BUDGET = 300  # small: about 0.3 s a note; the default is fmlib.match.DEFAULT_BUDGET
+BUDGET = (
+    300  # small: about 0.3 s a note; the default is fmlib.estimate.match.DEFAULT_BUDGET
+)
 CLI_BUDGET = "100"
 REPO = Path(__file__).resolve().parents[1]
 
@@ -219,7 +221,7 @@ def test_round_trip_result_fields(round_trips):
 
 @pytest.mark.parametrize("budget", [MIN_BUDGET, 100, 300])
 def test_budget_bounds_the_renders(budget):
-    """The budget counts candidate timbres rendered (fmlib.match docstring)."""
+    """The budget counts candidate timbres rendered (fmlib.estimate.match docstring)."""
     r = match_note(_note("G3_index4"), budget=budget, seed=0)
     assert r.n_evaluations <= budget, f"{r.n_evaluations} renders for {budget}"
 
@@ -268,7 +270,7 @@ _SUBPROCESS_MATCH = """
 import json, sys
 import numpy as np
 import fmlib
-from fmlib.match import match_note
+from fmlib.estimate.match import match_note
 x = np.load(sys.argv[1], allow_pickle=False)
 print(json.dumps(match_note(x, budget=int(sys.argv[2]), seed=0).patch.to_dict()))
 """
@@ -454,7 +456,7 @@ def test_single_file_run_writes_json_and_wav(cli_dir, capsys):
         "note.wav",
     ]
     patch = fmlib.load_patch(out_json)
-    y, sr = fmlib.audio_io.read_wav(out_json.with_suffix(".wav"))
+    y, sr = fmlib.audio.audio_io.read_wav(out_json.with_suffix(".wav"))
     assert sr == 16_000 and y.shape == (64_000, 1)
     np.testing.assert_allclose(y[:, 0], fmlib.render(patch), atol=1 / 16_000)
     assert abs(cents(patch.carrier_hz, 220.0)) <= PITCH_TOL_CENTS

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fmlib import baselines, metrics
+from fmlib.audio import metrics
+from fmlib.datasets.nsynth import load_nsynth, read_note
 from fmlib.errors import InputError
-from fmlib.nsynth import load_nsynth, read_note
+from fmlib.evaluation import baselines
 
 N = 64_000
 #: The paper's baseline column (Table 6): unit 440 Hz sine vs NSynth test notes.

@@ -7,9 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from fmlib import params as P
 from fmlib.errors import InputError
-from fmlib.model import (
+from fmlib.estimate.model import (
     PAPER_CONFIG,
     TargetScaler,
     build_model,
@@ -20,8 +19,9 @@ from fmlib.model import (
     postprocess,
     snap_ratios,
 )
-from fmlib.patch import patch_from_vector
-from fmlib.synth import render
+from fmlib.synth import params as P
+from fmlib.synth.engine import render
+from fmlib.synth.patch import patch_from_vector
 
 
 @pytest.fixture(scope="module")

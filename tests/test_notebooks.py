@@ -17,13 +17,13 @@ import scipy.special
 import soundfile as sf
 
 from fmlib import files
-from fmlib import params as P
-from fmlib.algorithms import ALGORITHMS, CARRIER
 from fmlib.errors import InputError
-from fmlib.patch import load_patch, patch_from_dict
-from fmlib.plots import algorithm_layout, measure_sidebands, save_figure
-from fmlib.synth import render
-from fmlib.widgets import resynthesis_panel, synth_explorer
+from fmlib.notebook.plots import algorithm_layout, measure_sidebands, save_figure
+from fmlib.notebook.widgets import resynthesis_panel, synth_explorer
+from fmlib.synth import params as P
+from fmlib.synth.algorithms import ALGORITHMS, CARRIER
+from fmlib.synth.engine import render
+from fmlib.synth.patch import load_patch, patch_from_dict
 
 ONE_M1 = {
     "algorithm": "dx7_18",
@@ -131,7 +131,8 @@ def test_explorer_renders_what_the_controls_say_and_saves(tmp_path):
 
 
 class _FixedPredictor:
-    """Stands in for fmlib.predict.Predictor: records its input, returns one patch."""
+    """Stands in for fmlib.estimate.predict.Predictor: records its input, returns one
+    patch."""
 
     def __init__(self, patch):
         self.patch = patch_from_dict(patch)
@@ -156,7 +157,7 @@ def _uploaded(name, data):
 
 
 def test_resynthesis_panel_prepares_predicts_and_plays(tmp_path):
-    pytest.importorskip("fmlib.predict")
+    pytest.importorskip("fmlib.estimate.predict")
     predictor = _FixedPredictor(ONE_M1)
     panel = resynthesis_panel(predictor, out_dir=tmp_path)
     t = np.arange(44100 * 2) / 44100
@@ -196,7 +197,7 @@ def _snapshot():
 @pytest.mark.notebooks
 @pytest.mark.slow
 def test_every_notebook_runs_on_the_smoke_profile(tmp_path, nsynth_dev_dir):
-    from fmlib.reproduce import reproduce
+    from fmlib.notebook.reproduce import reproduce
 
     out, work, runs = tmp_path / "out", tmp_path / "work", tmp_path / "runs"
     before = _snapshot()
@@ -356,8 +357,8 @@ def test_notebook_01_run_by_hand_changes_no_committed_file(tmp_path, monkeypatch
     side = pd.read_csv(interactive / "tables" / "synth_sidebands.csv")
     assert side[side["bessel_abs"] > 0.01]["error_db"].abs().max() < 0.1
     # byte-stable: the kernel's table is the same bytes as one written here
-    from fmlib.reproduce import notebook_parameters
-    from fmlib.teaching import sideband_table
+    from fmlib.notebook.reproduce import notebook_parameters
+    from fmlib.notebook.teaching import sideband_table
 
     p = notebook_parameters(NOTEBOOKS_DIR / "01_synth_exploration.ipynb")
     again = sideband_table(

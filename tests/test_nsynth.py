@@ -16,14 +16,14 @@ import pytest
 import soundfile as sf
 
 from fmlib import cli
-from fmlib.errors import InputError, MissingFileError
-from fmlib.nsynth import (
+from fmlib.datasets.nsynth import (
     COLUMNS,
     download_nsynth_test,
     load_nsynth,
     parse_note_str,
     read_note,
 )
+from fmlib.errors import InputError, MissingFileError
 
 NOTES = {
     # full entry, as in the official examples.json

@@ -1,5 +1,5 @@
-"""Tests of the patch format (fmlib.patch): validation of every bad input, JSON files,
-round trips."""
+"""Tests of the patch format (fmlib.synth.patch): validation of every bad input, JSON
+files, round trips."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ import json
 import numpy as np
 import pytest
 
-from fmlib import params as P
 from fmlib.errors import InputError, MissingFileError
-from fmlib.patch import (
+from fmlib.synth import params as P
+from fmlib.synth.engine import render
+from fmlib.synth.patch import (
     Patch,
     load_patch,
     patch_from_dict,
     patch_from_vector,
     save_patch,
 )
-from fmlib.synth import render
 
 VALID = {
     "algorithm": "dx7_18",

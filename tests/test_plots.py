@@ -9,8 +9,8 @@ import pytest
 from matplotlib.patches import FancyBboxPatch
 
 from fmlib.errors import InputError
-from fmlib.model import N_TARGETS, PAPER_CONFIG, build_model
-from fmlib.plots import (
+from fmlib.estimate.model import N_TARGETS, PAPER_CONFIG, build_model
+from fmlib.notebook.plots import (
     conv1d_valid,
     layer_rows,
     most_active_filter,
@@ -148,9 +148,11 @@ def test_most_active_filter(model, rng):
 
 
 def test_save_figure_defaults_to_the_interactive_folder(tmp_path, monkeypatch):
-    import fmlib.plots
+    import fmlib.notebook.plots
 
-    monkeypatch.setattr(fmlib.plots, "INTERACTIVE_DIR", tmp_path / "interactive")
+    monkeypatch.setattr(
+        fmlib.notebook.plots, "INTERACTIVE_DIR", tmp_path / "interactive"
+    )
     fig, ax = plt.subplots()
     ax.plot([0, 1])
     path = save_figure(fig, "default_place", show=False)

@@ -10,9 +10,9 @@ import soundfile as sf
 
 from fmlib.cli import main
 from fmlib.errors import InputError, MissingFileError
-from fmlib.params import DISCRETE_RATIOS, PARAMS, TARGET_NAMES
-from fmlib.patch import load_patch
-from fmlib.predict import load_predictor, prepare_audio
+from fmlib.estimate.predict import load_predictor, prepare_audio
+from fmlib.synth.params import DISCRETE_RATIOS, PARAMS, TARGET_NAMES
+from fmlib.synth.patch import load_patch
 
 
 @pytest.fixture

@@ -13,17 +13,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from fmlib import cli
 from fmlib.errors import InputError, MissingFileError
-from fmlib.paths import (
-    DATA_DIR,
-    FIGURES_DIR,
-    INTERACTIVE_DIR,
-    NOTEBOOKS_DIR,
-    PROFILES_DIR,
-    PROJECT_ROOT,
-    RESULTS_DIR,
-    TABLES_DIR,
-)
-from fmlib.reproduce import (
+from fmlib.notebook.reproduce import (
     COMMITTED,
     RUNNER_PARAMETERS,
     list_notebooks,
@@ -33,6 +23,16 @@ from fmlib.reproduce import (
     reproduce,
     run_dirs,
     write_table,
+)
+from fmlib.paths import (
+    DATA_DIR,
+    FIGURES_DIR,
+    INTERACTIVE_DIR,
+    NOTEBOOKS_DIR,
+    PROFILES_DIR,
+    PROJECT_ROOT,
+    RESULTS_DIR,
+    TABLES_DIR,
 )
 
 EXPECTED_NOTEBOOKS = [
@@ -248,7 +248,7 @@ def test_failing_notebook_is_named_with_its_cell_and_kept(tmp_path, capsys):
 
 
 def test_cli_reports_failure_with_status_1(tmp_path, monkeypatch, capsys):
-    import fmlib.reproduce as R
+    import fmlib.notebook.reproduce as R
 
     nbs = tmp_path / "nbs"
     nbs.mkdir()
@@ -299,7 +299,7 @@ def test_a_hand_run_uses_the_paper_profile_and_data_interactive(name):
 def test_output_dir_defaults_to_data_interactive_and_refuses_committed(
     tmp_path, monkeypatch
 ):
-    import fmlib.reproduce as R
+    import fmlib.notebook.reproduce as R
 
     assert "FMLIB_INTERACTIVE_DIR" in os.environ or (
         INTERACTIVE_DIR == DATA_DIR / "interactive"

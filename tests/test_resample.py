@@ -7,10 +7,10 @@ import pytest
 from scipy.signal import resample_poly
 
 import fmlib
-from fmlib import soundfont
-from fmlib.analysis import prepare_audio
-from fmlib.resample import downsample_48k_to_16k, to_16k
-from fmlib.synth import downsample, render, render_48k
+from fmlib.audio.analysis import prepare_audio
+from fmlib.audio.resample import downsample_48k_to_16k, to_16k
+from fmlib.datasets import soundfont
+from fmlib.synth.engine import downsample, render, render_48k
 
 EXAMPLE = fmlib.load_patch(fmlib.paths.PROJECT_ROOT / "examples" / "patch.json")
 

@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fmlib import params as P
-from fmlib.errors import InputError
-from fmlib.sampler import (
+from fmlib.datasets.sampler import (
     SamplerConfig,
     note_rng,
     sample_indices,
@@ -18,6 +16,8 @@ from fmlib.sampler import (
     sample_ratios,
     sample_vectors,
 )
+from fmlib.errors import InputError
+from fmlib.synth import params as P
 
 N = 20_000
 RATIO_COLS = slice(1, 6)

@@ -8,10 +8,15 @@ import numpy as np
 import pytest
 
 from fmlib import cli
-from fmlib.baselines import midi_to_hz
+from fmlib.datasets.nsynth import FAMILIES, load_nsynth, read_note
+from fmlib.datasets.soundfont import (
+    FAMILY_PROGRAMS,
+    PEAK,
+    SOURCE_LABEL,
+    build_soundfont_set,
+)
 from fmlib.errors import InputError
-from fmlib.nsynth import FAMILIES, load_nsynth, read_note
-from fmlib.soundfont import FAMILY_PROGRAMS, PEAK, SOURCE_LABEL, build_soundfont_set
+from fmlib.evaluation.baselines import midi_to_hz
 
 
 def test_mapping_covers_the_11_families_once():

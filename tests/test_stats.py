@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from scipy.special import jv
 
-from fmlib import stats
 from fmlib.cli import main
-from fmlib.dataset import generate_dataset
-from fmlib.params import TARGET_NAMES
-from fmlib.sampler import sample_vectors
+from fmlib.datasets import stats
+from fmlib.datasets.dataset import generate_dataset
+from fmlib.datasets.sampler import sample_vectors
+from fmlib.synth.params import TARGET_NAMES
 
 
 def _vector(carrier, ratios=(1, 1, 1, 1, 1), indices=(0, 0, 0, 0, 0)):

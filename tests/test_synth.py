@@ -1,6 +1,6 @@
-"""Tests of the FM synthesizer (fmlib.synth, fmlib.algorithms): spectra against Bessel
-functions, the operator graphs, envelope timing, anti-aliasing, accuracy against the
-float64 reference, determinism."""
+"""Tests of the FM synthesizer (fmlib.synth.engine, fmlib.synth.algorithms): spectra
+against Bessel functions, the operator graphs, envelope timing, anti-aliasing, accuracy
+against the float64 reference, determinism."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 from scipy.special import jv
 
-from fmlib import params as P
-from fmlib.algorithms import ALGORITHMS, CARRIER, MODULATORS
 from fmlib.errors import InputError
-from fmlib.patch import Envelope, patch_from_dict
-from fmlib.synth import (
+from fmlib.synth import params as P
+from fmlib.synth.algorithms import ALGORITHMS, CARRIER, MODULATORS
+from fmlib.synth.engine import (
     PASSBAND_HZ,
     adsr_envelope,
     downsample,
@@ -23,6 +22,7 @@ from fmlib.synth import (
     render_batch,
     render_reference,
 )
+from fmlib.synth.patch import Envelope, patch_from_dict
 
 SR = P.SAMPLE_RATE
 SR_48K = P.RENDER_SAMPLE_RATE
@@ -515,8 +515,8 @@ def test_random_patches_snr_against_float64_reference(algorithm, rng):
 def test_example_patch_with_unused_modulators_matches_reference():
     """Modulators with index 0 (and what only feeds them) are skipped; the
     reference computes everything."""
-    from fmlib.patch import load_patch
     from fmlib.paths import PROJECT_ROOT
+    from fmlib.synth.patch import load_patch
 
     patch = load_patch(PROJECT_ROOT / "examples" / "patch.json")
     assert snr_db(render_reference(patch), render(patch)) >= 80

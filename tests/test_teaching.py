@@ -1,4 +1,4 @@
-"""The FM lesson's helpers (fmlib.teaching) against closed forms: PM = FM with
+"""The FM lesson's helpers (fmlib.notebook.teaching) against closed forms: PM = FM with
 deviation beta f_m, Bessel sideband levels, C:M harmonic numbers, Carson's rule and
 the 98 % power bandwidth, the folding of frequencies and fmlib's aliases."""
 
@@ -11,10 +11,8 @@ import pytest
 import scipy.special
 
 from fmlib import files
-from fmlib import params as P
 from fmlib.errors import InputError
-from fmlib.synth import render
-from fmlib.teaching import (
+from fmlib.notebook.teaching import (
     alias_frequency,
     alias_table,
     bessel_bandwidth,
@@ -33,6 +31,8 @@ from fmlib.teaching import (
     steady_tone,
     two_operator_patch,
 )
+from fmlib.synth import params as P
+from fmlib.synth.engine import render
 
 T48 = np.arange(48_000) / 48_000.0  # 1 s at 48 kHz
 

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from conftest import TINY_CONFIG
 
-from fmlib import train as T
 from fmlib.cli import main
 from fmlib.errors import InputError
-from fmlib.model import TargetScaler, canonicalize
+from fmlib.estimate import train as T
+from fmlib.estimate.model import TargetScaler, canonicalize
 
 TINY = TINY_CONFIG
 
@@ -68,7 +68,7 @@ def test_tiny_run_trains_and_writes_every_result(trained, dataset_dir):
     assert meta["split"] == {"train": 38, "val": 10, "test": 16}
     assert meta["config"]["conv_filters"] == [4, 8, 8]
     assert meta["algorithm"] == "dx7_18"
-    from fmlib.dataset import open_dataset
+    from fmlib.datasets.dataset import open_dataset
 
     ds = open_dataset(dataset_dir)
     assert meta["dataset_manifest_hash"] == ds.manifest_hash
@@ -91,7 +91,7 @@ def test_tiny_run_trains_and_writes_every_result(trained, dataset_dir):
 
 
 def test_train_command_draws_figures_10_11_with_plots(trained, tmp_path):
-    from fmlib.train_cli import plot_history_figures
+    from fmlib.cli.train_cli import plot_history_figures
 
     history = pd.read_csv(trained / T.HISTORY_CSV)
     paths = plot_history_figures(history, tmp_path)
@@ -100,8 +100,8 @@ def test_train_command_draws_figures_10_11_with_plots(trained, tmp_path):
 
 
 def test_saved_model_predicts_like_the_trained_one(trained, dataset_dir):
-    from fmlib.dataset import open_dataset
-    from fmlib.predict import load_predictor
+    from fmlib.datasets.dataset import open_dataset
+    from fmlib.estimate.predict import load_predictor
 
     preds = pd.read_csv(trained / "test_predictions.csv")
     audio = open_dataset(dataset_dir).read(preds["note"].to_numpy())
@@ -133,7 +133,7 @@ def test_resumed_run_equals_uninterrupted(dataset_dir, tmp_path, monkeypatch):
     about 3e-3 in the loss)."""
     import keras
 
-    import fmlib.train_callbacks as TC
+    import fmlib.estimate.train_callbacks as TC
 
     cfg = {
         **TINY,

@@ -14,13 +14,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fmlib import dx7, metrics
-from fmlib import params as P
+from fmlib.audio import metrics
+from fmlib.datasets.sampler import sample_note
 from fmlib.errors import InputError
-from fmlib.patch import load_patch, patch_from_dict, patch_from_vector, save_patch
-from fmlib.sampler import sample_note
-from fmlib.synth import render
-from fmlib.widgets import (
+from fmlib.notebook.widgets import (
     EXPLORER_CLASS,
     audio_bytes,
     hz_to_midi,
@@ -29,6 +26,10 @@ from fmlib.widgets import (
     resynthesis_panel,
     synth_explorer,
 )
+from fmlib.synth import dx7
+from fmlib.synth import params as P
+from fmlib.synth.engine import render
+from fmlib.synth.patch import load_patch, patch_from_dict, patch_from_vector, save_patch
 
 PATCH = {
     "algorithm": "dx7_18",
@@ -312,7 +313,7 @@ def _tone_wav(hz=220.0, sr=22050, seconds=2.0) -> tuple[bytes, np.ndarray]:
 
 
 def test_panel_shows_distances_of_resynthesis_and_baselines(tmp_path):
-    from fmlib.baselines import baselines
+    from fmlib.evaluation.baselines import baselines
 
     panel = resynthesis_panel(_FixedPredictor(PATCH), out_dir=tmp_path)
     assert panel.players.children == ()  # no empty player in the page
@@ -382,7 +383,7 @@ def test_panel_save_refuses_to_overwrite_unless_asked(tmp_path):
 
 @pytest.mark.slow
 def test_panel_uses_match_without_a_model(tmp_path):
-    from fmlib.estimators import MatchEstimator
+    from fmlib.estimate.estimators import MatchEstimator
 
     panel = resynthesis_panel(out_dir=tmp_path)
     assert isinstance(panel.predictor, MatchEstimator)
@@ -401,7 +402,7 @@ def test_widget_classes_do_not_shadow_ipywidgets_internals():
     widget only in a live kernel, where traits are synced through a comm."""
     import ipywidgets as W
 
-    from fmlib.widgets import ResynthesisPanel, SynthExplorer
+    from fmlib.notebook.widgets import ResynthesisPanel, SynthExplorer
 
     base = set(dir(W.VBox))
     for cls in (SynthExplorer, ResynthesisPanel):

@@ -1,10 +1,11 @@
-"""Measure the DX7 tables of :mod:`fmlib.dx7_tables` from the Dexed engine (dexed-py).
+"""Measure the DX7 tables of :mod:`fmlib.synth.dx7_tables` from the Dexed engine
+(dexed-py).
 
 Every number fmlib's DX7 export uses to convert between its units and DX7 parameter
 values is measured here by rendering single operators or two-operator stacks in Dexed
 at 48 kHz and analysing the audio; nothing is typed in from memory. The script writes
-``fmlib/dx7_tables.py`` (plain Python literals, so fmlib never needs dexed-py at run
-time) and prints the checks behind the model the export assumes.
+``fmlib/synth/dx7_tables.py`` (plain Python literals, so fmlib never needs dexed-py at
+run time) and prints the checks behind the model the export assumes.
 
 Every voice is DX7 algorithm 18 (dexed-py's 0-based 17), feedback 0, LFO and pitch EG
 neutral, velocity sensitivity 0, every operator at output level 0 except the ones
@@ -35,7 +36,7 @@ What is measured (``OP1`` is the carrier, ``OP2`` a modulator feeding it):
 
 Usage::
 
-    .venv/bin/python tools/measure_dx7_tables.py [--out fmlib/dx7_tables.py]
+    .venv/bin/python tools/measure_dx7_tables.py [--out fmlib/synth/dx7_tables.py]
 
 Takes about a minute on one core. dexed-py is GPL-3 and a dev extra: this tool runs
 it as a measuring instrument; the generated file holds only measured numbers.
@@ -386,7 +387,7 @@ def _fmt(values, per_line=8, digits=6) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(ROOT / "fmlib" / "dx7_tables.py"))
+    ap.add_argument("--out", default=str(ROOT / "fmlib" / "synth" / "dx7_tables.py"))
     args = ap.parse_args()
     key_hz = measure_keys()
     dev = [
@@ -414,8 +415,8 @@ def main() -> int:
 
 Written by ``tools/measure_dx7_tables.py`` (dexed-py {version}, 48 kHz, {stamp});
 rerun it to regenerate. Every value is a measurement of Dexed's audio (see that
-script's docstring for how), used by :mod:`fmlib.dx7` to convert fmlib units to DX7
-parameter values and back. Indices are DX7 parameter values (0..99, keys 0..127).
+script's docstring for how), used by :mod:`fmlib.synth.dx7` to convert fmlib units to
+DX7 parameter values and back. Indices are DX7 parameter values (0..99, keys 0..127).
 """
 
 #: Dexed's output amplitude for one carrier at output level 99, EG level 99.

@@ -1,0 +1,96 @@
+"""``python -m fmlib train``: train the paper's CNN on a dataset folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fmlib import files
+from fmlib.datasets.dataset_reader import open_dataset
+from fmlib.errors import InputError
+from fmlib.estimate.train_results import HISTORY_CSV
+
+
+def configure_parser(parser) -> None:
+    parser.add_argument("--data", required=True, help="dataset folder")
+    parser.add_argument("--out", required=True, help="model folder (created)")
+    parser.add_argument("--epochs", type=int, default=None, help="default 200")
+    parser.add_argument("--seed", type=int, default=0, help="default 0")
+    parser.add_argument("--batch-size", type=int, default=None, help="default 32")
+    parser.add_argument("--patience", type=int, default=None, help="default 10")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="use only the first N notes (smoke runs)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="discard the model folder and retrain"
+    )
+
+
+def run(args) -> int:
+    overrides: dict[str, Any] = {}
+    for key, value in (
+        ("epochs", args.epochs),
+        ("batch_size", args.batch_size),
+        ("early_stopping_patience", args.patience),
+    ):
+        if value is not None:
+            if value < 1:
+                raise InputError(
+                    f"--{key.replace('_', '-')}: {value} is not valid; use >= 1"
+                )
+            overrides[key] = value
+    if args.limit is not None and args.limit < 3:
+        raise InputError(f"--limit: {args.limit} is not valid; use >= 3 notes")
+    if args.seed < 0:
+        raise InputError(f"--seed: {args.seed} is not valid; use an integer >= 0")
+    # Every path checked before Keras is imported.
+    data = files.check_input(args.data, kind="folder", what="dataset folder")
+    out = files.check_output(args.out, kind="folder")
+    files.check_distinct({"--out": out}, {"--data": data})
+    if (out / "manifest.json").exists():
+        raise InputError(f"{out}: is a dataset folder; give a folder for the model")
+    open_dataset(data)  # a damaged dataset is refused here, before any work
+    from fmlib.estimate.train import ensure_model
+
+    model_dir = ensure_model(
+        data,
+        out,
+        config=overrides or None,
+        seed=args.seed,
+        force=args.force,
+        limit=args.limit,
+        verbose=1,
+    )
+    import pandas as pd
+
+    paths = plot_history_figures(pd.read_csv(model_dir / HISTORY_CSV), model_dir)
+    print(f"figures: {', '.join(p.name for p in paths)}")
+    return 0
+
+
+def plot_history_figures(history, out_dir: Path) -> list[Path]:
+    """Figures 10-11 (MSE and MAE per epoch, train and validation) as
+    ``fig10_mse.png`` and ``fig11_mae.png`` in ``out_dir``.
+
+    Args:
+        history: DataFrame of ``history.csv`` (``epoch`` from 0, ``mse``, ``mae``,
+            ``val_mse``, ``val_mae`` on standardised targets).
+
+    Returns:
+        The two PNG paths.
+    """
+    import matplotlib.pyplot as plt
+
+    from fmlib.notebook.plots import plot_history, save_figure
+
+    paths = []
+    for metric, stem in (("mse", "fig10_mse"), ("mae", "fig11_mae")):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        plot_history(ax, history, metric)
+        ax.set_title(f"Evolution of {metric.upper()} during training")
+        fig.tight_layout()
+        paths.append(save_figure(fig, stem, out_dir=out_dir, show=False))
+    return paths
