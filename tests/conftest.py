@@ -64,3 +64,23 @@ def tiny_model(tiny_dataset, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("tiny") / "model"
     return train(tiny_dataset, out, config=TINY_CONFIG, seed=0, verbose=0)
+
+
+def _upload_entry(name: str, data: bytes, *, mime: str = "application/octet-stream"):
+    """One entry of ``FileUpload.value`` as ipywidgets 8 deserialises it from a
+    browser."""
+    import datetime as dt
+
+    return {
+        "name": name,
+        "type": mime,
+        "size": len(data),
+        "content": memoryview(data),
+        "last_modified": dt.datetime.now(dt.UTC),
+    }
+
+
+@pytest.fixture
+def upload_entry():
+    """The function that builds one ``FileUpload.value`` entry (name, bytes)."""
+    return _upload_entry

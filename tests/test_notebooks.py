@@ -143,20 +143,7 @@ class _FixedPredictor:
         return [self.patch] * len(audio)
 
 
-def _uploaded(name, data):
-    """One entry of FileUpload.value as ipywidgets 8 deserialises it from a browser."""
-    import datetime as dt
-
-    return {
-        "name": name,
-        "type": "audio/wav",
-        "size": len(data),
-        "content": memoryview(data),
-        "last_modified": dt.datetime.now(dt.UTC),
-    }
-
-
-def test_resynthesis_panel_prepares_predicts_and_plays(tmp_path):
+def test_resynthesis_panel_prepares_predicts_and_plays(tmp_path, upload_entry):
     pytest.importorskip("fmlib.estimate.predict")
     predictor = _FixedPredictor(ONE_M1)
     panel = resynthesis_panel(predictor, out_dir=tmp_path)
@@ -165,7 +152,7 @@ def test_resynthesis_panel_prepares_predicts_and_plays(tmp_path):
     buf = io.BytesIO()
     sf.write(buf, stereo, 44100, format="WAV", subtype="PCM_16")
     # the FileUpload widget's value, as the browser would set it (ipywidgets 8)
-    panel.upload.value = (_uploaded("tone.wav", buf.getvalue()),)
+    panel.upload.value = (upload_entry("tone.wav", buf.getvalue()),)
     assert panel.patch == predictor.patch
     assert predictor.seen[0].shape == (1, 64000)
     assert panel.original.shape == (64000,)
@@ -178,7 +165,7 @@ def test_resynthesis_panel_prepares_predicts_and_plays(tmp_path):
     assert load_patch(json_path) == predictor.patch and wav_path.is_file()
     with pytest.raises(InputError, match="not a readable audio file"):
         panel.load_bytes(b"not audio at all", name="junk.wav")
-    panel.upload.value = (_uploaded("junk.wav", b"junk"),)
+    panel.upload.value = (upload_entry("junk.wav", b"junk"),)
     assert panel.status.value.startswith("error: junk.wav")
 
 

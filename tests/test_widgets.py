@@ -5,7 +5,6 @@ and "edit in explorer". (Their rendering in JupyterLab: tests/test_browser.py.)"
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 import math
@@ -55,17 +54,6 @@ def _wav(audio, sr=P.SAMPLE_RATE, subtype="FLOAT") -> bytes:
 def _decode(data: bytes) -> np.ndarray:
     audio, _ = sf.read(io.BytesIO(bytes(data)), dtype="float64")
     return audio
-
-
-def _uploaded(name, data):
-    """One entry of FileUpload.value as ipywidgets 8 deserialises it from a browser."""
-    return {
-        "name": name,
-        "type": "application/octet-stream",
-        "size": len(data),
-        "content": memoryview(data),
-        "last_modified": dt.datetime.now(dt.UTC),
-    }
 
 
 @pytest.fixture
@@ -147,7 +135,7 @@ def test_randomize_uses_the_papers_sampler_and_its_seed(explorer):
     assert explorer.seed.value == 4 and "seed 3" in explorer.status.value
 
 
-def test_set_patch_load_field_upload_and_syx(explorer, tmp_path):
+def test_set_patch_load_field_upload_and_syx(explorer, tmp_path, upload_entry):
     other = patch_from_dict({**PATCH, "carrier_hz": 550.0, "level": 0.5})
     wav = bytes(explorer.player.value)
     assert explorer.set_patch(other) == other
@@ -162,11 +150,11 @@ def test_set_patch_load_field_upload_and_syx(explorer, tmp_path):
     assert explorer.status.value.startswith("loaded")
     # through the upload widget
     data = json.dumps({**PATCH, "carrier_hz": 110.0}).encode()
-    explorer.patch_upload.value = (_uploaded("x.json", data),)
+    explorer.patch_upload.value = (upload_entry("x.json", data),)
     assert explorer.current_patch().carrier_hz == 110.0
     # a DX7 single-voice dump
     voice, _ = dx7.patch_to_voice(PATCH)
-    explorer.patch_upload.value = (_uploaded("v.syx", dx7.voice_sysex(voice)),)
+    explorer.patch_upload.value = (upload_entry("v.syx", dx7.voice_sysex(voice)),)
     assert explorer.current_patch() == dx7.voice_to_patch(voice)
     # errors are one line in the status, and change nothing
     before = explorer.current_patch()
@@ -175,7 +163,7 @@ def test_set_patch_load_field_upload_and_syx(explorer, tmp_path):
     assert explorer.status.value.startswith("error:") and "missing.json" in (
         explorer.status.value
     )
-    explorer.patch_upload.value = (_uploaded("bad.json", b'{"carrier_hz": -1}'),)
+    explorer.patch_upload.value = (upload_entry("bad.json", b'{"carrier_hz": -1}'),)
     assert explorer.status.value.startswith("error: bad.json")
     assert explorer.current_patch() == before
 
@@ -220,7 +208,9 @@ def test_reference_distances_follow_the_metrics_and_update_live(explorer):
     assert explorer.distances["logmel"] == 0.0
 
 
-def test_reference_is_resampled_mixed_and_cut_to_the_note_length(explorer, tmp_path):
+def test_reference_is_resampled_mixed_and_cut_to_the_note_length(
+    explorer, tmp_path, upload_entry
+):
     t = np.arange(44100 * 3) / 44100
     stereo = np.stack([0.9 * np.sin(2 * np.pi * 330 * t)] * 2, axis=1)
     path = tmp_path / "ref.wav"
@@ -230,7 +220,7 @@ def test_reference_is_resampled_mixed_and_cut_to_the_note_length(explorer, tmp_p
     assert explorer.status.value.startswith("reference")
     assert explorer.reference.shape == (16000,)
     assert np.abs(explorer.reference).max() == pytest.approx(0.9, abs=0.01)
-    explorer.reference_upload.value = (_uploaded("junk.wav", b"junk"),)
+    explorer.reference_upload.value = (upload_entry("junk.wav", b"junk"),)
     assert explorer.status.value.startswith("error: junk.wav")
 
 
