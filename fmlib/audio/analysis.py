@@ -331,6 +331,30 @@ def _adsr_curve(
     return level * curve
 
 
+def envelope_curve(
+    envelope: Envelope,
+    level: float,
+    *,
+    n_samples: int = N_SAMPLES,
+    note_off_s: float = P.NOTE_OFF_S,
+) -> np.ndarray:
+    """The carrier's gain ``level * adsr(t)`` sampled every :data:`_ENV_STEP` samples
+    of 16 kHz audio (at each step's centre).
+
+    Returns:
+        float64 shape (n_samples // _ENV_STEP,), >= 0, linear amplitude.
+    """
+    return _adsr_curve(
+        envelope.attack_s,
+        envelope.decay_s,
+        envelope.sustain,
+        envelope.release_s,
+        level,
+        n=n_samples,
+        note_off_s=note_off_s,
+    )
+
+
 def envelope_frame_rms(
     envelope: Envelope,
     level: float,
@@ -347,15 +371,7 @@ def envelope_frame_rms(
     Returns:
         float64 shape (1 + n_samples // 512,), linear amplitude.
     """
-    curve = _adsr_curve(
-        envelope.attack_s,
-        envelope.decay_s,
-        envelope.sustain,
-        envelope.release_s,
-        level,
-        n=n_samples,
-        note_off_s=note_off_s,
-    )
+    curve = envelope_curve(envelope, level, n_samples=n_samples, note_off_s=note_off_s)
     return np.sqrt(_box_mean(curve**2 / 2.0, step=_ENV_STEP))
 
 

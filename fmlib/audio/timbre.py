@@ -162,17 +162,9 @@ def frame_gains(
     Returns:
         float64 shape (1 + n_samples // 512,), >= 0.
     """
-    from fmlib.audio.analysis import _adsr_curve
+    from fmlib.audio.analysis import envelope_curve
 
-    g = _adsr_curve(
-        envelope.attack_s,
-        envelope.decay_s,
-        envelope.sustain,
-        envelope.release_s,
-        level,
-        n=n_samples,
-        note_off_s=note_off_s,
-    )
+    g = envelope_curve(envelope, level, n_samples=n_samples, note_off_s=note_off_s)
     w = _hann_1ms()
     half = w.size // 2
     padded = np.concatenate([np.zeros(half), g, np.zeros(half)])
