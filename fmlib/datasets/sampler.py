@@ -31,14 +31,14 @@ algorithm      fixed per dataset (``dx7_18`` by default)
 
 Priors. The paper's carrier prior puts 67 % of the notes above 2 kHz and 30 % above
 the piano's top key (4186 Hz), where few instruments play (measured with
-``benchmarks/diagnose_priors.py``: ``docs/PRIORS.md``). The ``musical`` prior keeps every other distribution and only
-spaces the carrier like musical pitch over the piano's range
-(:data:`fmlib.synth.params.MUSICAL_MIDI_RANGE`). The carrier is one uniform draw in
-both priors, so a note's ratios, indices and envelope are the same under either prior
-for the same (seed, note index). The ``paper`` prior is the default and is not written
-into :meth:`SamplerConfig.to_dict`, so the manifests of datasets made before priors
-existed (and their hashes) are unchanged: a sampler configuration without ``prior``
-is the paper's.
+``benchmarks/diagnose_priors.py``: ``docs/PRIORS.md``). The ``musical`` prior keeps
+every other distribution and only spaces the carrier like musical pitch over the
+piano's range (:data:`fmlib.synth.params.MUSICAL_MIDI_RANGE`). The carrier is one
+uniform draw in both priors, so a note's ratios, indices and envelope are the same
+under either prior for the same (seed, note index). The ``paper`` prior is the
+default and is not written into :meth:`SamplerConfig.to_dict`, so the manifests of
+datasets made before priors existed (and their hashes) are unchanged: a sampler
+configuration without ``prior`` is the paper's.
 """
 
 from __future__ import annotations
