@@ -7,9 +7,9 @@ seed ``--seed`` (the notes of ``python -m fmlib generate --n N --seed S --prior 
 both priors share every parameter but the carrier):
 
 1. **Carrier against real instruments.** Median carrier; share above the piano's top
-   key (MIDI 108, C8, 4186 Hz), above 2 kHz (above the top note of nearly every
-   orchestral instrument but the piccolo, and NSynth's pitch 96), below the piano's
-   lowest key (MIDI 21, A0, 27.5 Hz).
+   key (MIDI 108, C8, 4186 Hz, also the piccolo's top note), above 2 kHz (about B6,
+   above the flute's top note C7: only the highest notes of a few instruments lie
+   there), below the piano's lowest key (MIDI 21, A0, 27.5 Hz).
 2. **Aliasing**, with :mod:`fmlib.datasets.stats`'s own functions
    (:func:`~fmlib.datasets.stats.aliasing_notes`,
    :func:`~fmlib.datasets.stats.aliasing_summary`): (a) Carson's rule, cascaded, puts
@@ -25,7 +25,7 @@ both priors share every parameter but the carrier):
      log-mel distance (:func:`fmlib.audio.metrics.distances`, the paper's metric on
      the 16 kHz output) below ``--logmel-threshold`` = 1. Why 1: the log-mel
      distance between a unit 440 Hz sine and an NSynth note is about 190, and
-     between an NSynth note and its best re-synthesis here about 140
+     between an NSynth note and the paper's CNN's re-synthesis about 143
      (``docs/RESULTS.md``); 1 is under 1 % of either, so a modulator below it moves
      the note far less than any estimator's residual error, and changing its ratio
      (which moves the note at most by removing-then-adding the modulator, i.e. by

@@ -114,7 +114,7 @@ A4_MIDI = 69
 A4_HZ = 440.0
 #: MIDI note numbers of the piano's lowest and highest keys, A0 (27.5 Hz) and C8
 #: (4186.01 Hz): the carrier range of the sampler's ``musical`` prior. It spans the
-#: fundamentals of nearly every orchestral instrument (and NSynth's pitches 21-108).
+#: fundamentals of nearly every orchestral instrument.
 MUSICAL_MIDI_RANGE: tuple[int, int] = (21, 108)
 
 
