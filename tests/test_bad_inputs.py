@@ -204,6 +204,10 @@ CASES: list[tuple[str, str]] = [
     ("generate --n 4 --shard-size 0 --out d", "shard_size: 0 is not valid"),
     ("generate --n 4 --wav 10 --out d", "more than the 4 notes"),
     ("generate --n 4 --algorithm dx7_99 --out d", "dx7_99"),
+    (
+        "generate --n 4 --prior jazz --out d",
+        "unknown prior 'jazz'; valid: paper, musical",
+    ),
     ("generate --n 4 --out p.json", "is a file, not a folder"),
     ("generate --n 4 --out busy", "is not empty and not a dataset"),
     ("generate --n 4 --out /dev/null", "is a device, not a folder"),
@@ -309,6 +313,7 @@ SUBPROCESS_CASES = [
     "predict M in.wav -o p.json --wav p.json",
     "predict JUNK in.wav -o x.json",
     "generate --n 99999999999 --out d",
+    "generate --n 4 --prior jazz --out d",
     "train --data DS --out DS",
     "evaluate --model DS --data NS --out e",
     "evaluate --model M --data NS --out p.json",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ from fmlib.audio.audio_io import read_wav
 from fmlib.cli import main
 from fmlib.datasets import dataset as D
 from fmlib.datasets import dataset_reader, dataset_workers
-from fmlib.datasets.sampler import sample_vectors
+from fmlib.datasets.sampler import SamplerConfig, sample_vectors
 from fmlib.errors import InputError
 from fmlib.synth.patch import load_patch, patch_from_vector
 
@@ -376,3 +377,67 @@ def test_generate_refuses_when_the_disk_is_too_small(tmp_path, monkeypatch):
     with pytest.raises(InputError, match=r"100 notes need 24\.5 MiB .* 10\.0 MiB"):
         D.generate_dataset(tmp_path / "ds", n=100, seed=0, workers=1, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ carrier priors
+# Computed on main at 9ecdaad, before priors existed: the sha256 of the params.csv of
+# a 100-note dataset of seed 0, and of the JSON of its configuration (what the
+# manifest records and reuse compares).
+PAPER_PARAMS_CSV_100_SHA256 = (
+    "75c33249019263891a184bc427c5d37baef5af4c42240c8ffa88108e647ca8c6"
+)
+PAPER_CONFIG_100_SHA256 = (
+    "305537c34d52bf9cd1af3973787b948de9b798ae1af7bbfd5b4f73807a99157f"
+)
+
+
+def test_paper_dataset_config_and_params_are_unchanged():
+    sampler = SamplerConfig(prior="paper")
+    assert "prior" not in sampler.to_dict()  # absent key: a pre-prior manifest
+    cfg = D.dataset_config(n=100, seed=0, sampler=sampler)
+    text = json.dumps(cfg, indent=2).encode()
+    assert hashlib.sha256(text).hexdigest() == PAPER_CONFIG_100_SHA256
+    sha = D._params_sha256(n=100, seed=0, sampler=sampler, size=256)
+    assert sha == PAPER_PARAMS_CSV_100_SHA256
+
+
+def test_prior_contradicting_the_sampler_is_refused(tmp_path):
+    with pytest.raises(InputError, match="contradicts"):
+        D.generate_dataset(
+            tmp_path / "d", n=1, seed=0, sampler=SamplerConfig(), prior="musical"
+        )
+    assert not (tmp_path / "d").exists()
+
+
+def test_manifest_records_the_prior(tmp_path):
+    out = tmp_path / "musical"
+    D.generate_dataset(out, n=3, seed=2, prior="musical", workers=1, progress=False)
+    m = json.loads((out / D.MANIFEST_NAME).read_text())
+    assert m["config"]["sampler"]["prior"] == "musical"
+    ds = D.open_dataset(out)
+    assert ds.prior == "musical"
+    expected = sample_vectors(3, seed=2, config=SamplerConfig(prior="musical"))
+    assert np.array_equal(ds.vectors(), expected)
+    # the same prior is reused; the paper prior in the same folder is refused
+    assert D.ensure_dataset(out, n=3, seed=2, prior="musical", progress=False) == out
+    assert D.open_dataset(out).manifest_hash == ds.manifest_hash
+    with pytest.raises(InputError, match="prior is 'musical', asked 'paper'"):
+        D.generate_dataset(out, n=3, seed=2, workers=1, progress=False)
+    with pytest.raises(InputError, match="another configuration"):
+        D.ensure_dataset(out, n=3, seed=2, prior="paper", workers=1, progress=False)
+    # with force, it is regenerated under the asked prior
+    D.ensure_dataset(out, n=3, seed=2, force=True, workers=1, progress=False)
+    again = D.open_dataset(out)
+    assert again.prior == "paper" and "prior" not in again.manifest["config"]["sampler"]
+    assert np.array_equal(again.vectors(), sample_vectors(3, seed=2))
+
+
+def test_cli_prior(tmp_path, capsys):
+    out = tmp_path / "d"
+    argv = ["generate", "--n", "2", "--out", str(out), "--workers", "1", "--quiet"]
+    assert main([*argv, "--prior", "musical"]) == 0
+    assert "prior musical" in capsys.readouterr().out
+    assert D.open_dataset(out).prior == "musical"
+    assert main(argv) == 2  # the default prior is the paper's: another config
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "prior is 'musical', asked 'paper'" in err[0], err

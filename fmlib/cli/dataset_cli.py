@@ -10,6 +10,7 @@ from fmlib.datasets.dataset import (
     generate_dataset,
     open_dataset,
 )
+from fmlib.datasets.sampler import DEFAULT_PRIOR, PRIORS
 from fmlib.synth.algorithms import DEFAULT_ALGORITHM
 
 
@@ -27,6 +28,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         "--algorithm",
         default=DEFAULT_ALGORITHM,
         help=f"operator graph of every note (default {DEFAULT_ALGORITHM})",
+    )
+    p.add_argument(
+        "--prior",
+        default=DEFAULT_PRIOR,
+        help=f"carrier prior: {' or '.join(PRIORS)} (default {DEFAULT_PRIOR}: "
+        "uniform 20-6000 Hz as the paper; musical: uniform in pitch over MIDI "
+        "21-108)",
     )
     p.add_argument(
         "--shard-size",
@@ -55,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         n=args.n,
         seed=args.seed,
         algorithm=args.algorithm,
+        prior=args.prior,
         workers=args.workers,
         shard_size=args.shard_size,
         force=args.force,
@@ -64,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     ds = open_dataset(out)
     print(
         f"dataset: {out} ({ds.n} notes in {ds.manifest['n_shards']} shards, "
-        f"manifest sha256 {ds.manifest_hash[:12]})"
+        f"prior {ds.prior}, manifest sha256 {ds.manifest_hash[:12]})"
     )
     if args.wav:
         print(f"listening: {out / WAV_DIR} (first {args.wav} notes, WAV + patch JSON)")

@@ -82,7 +82,12 @@ from fmlib.datasets.dataset_workers import (  # noqa: F401 (re-exported)
     render_fingerprint,
     render_notes,
 )
-from fmlib.datasets.sampler import SamplerConfig, sample_vectors
+from fmlib.datasets.sampler import (
+    DEFAULT_PRIOR,
+    SamplerConfig,
+    check_prior,
+    sample_vectors,
+)
 from fmlib.errors import InputError, MissingFileError
 from fmlib.synth import params as P
 from fmlib.synth.algorithms import DEFAULT_ALGORITHM
@@ -275,12 +280,20 @@ def _config_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
     for key in sorted(set(old) | set(new)):
         if old.get(key) != new.get(key):
             if key == "sampler":
+                old_s = {"prior": DEFAULT_PRIOR, **old[key]}
+                new_s = {"prior": DEFAULT_PRIOR, **new[key]}
                 sub = [
                     k
-                    for k in sorted(set(old[key]) | set(new[key]))
-                    if old[key].get(k) != new[key].get(k)
+                    for k in sorted(set(old_s) | set(new_s))
+                    if old_s.get(k) != new_s.get(k)
                 ]
-                parts.append(f"sampler {', '.join(sub)}")
+                if "prior" in sub:  # the one a user names on the command line
+                    sub.remove("prior")
+                    parts.append(
+                        f"prior is {old_s['prior']!r}, asked {new_s['prior']!r}"
+                    )
+                if sub:
+                    parts.append(f"sampler {', '.join(sub)}")
             else:
                 parts.append(f"{key} is {old.get(key)!r}, asked {new.get(key)!r}")
     return "; ".join(parts)
@@ -313,6 +326,7 @@ def generate_dataset(
     wav: int = 0,
     progress: bool = True,
     sampler: SamplerConfig | None = None,
+    prior: str | None = None,
 ) -> Path:
     """Generate (or resume, or verify) a dataset of ``n`` random notes.
 
@@ -328,7 +342,12 @@ def generate_dataset(
         force: Replace a dataset made with another configuration instead of refusing.
         wav: Also write the first ``wav`` notes as WAV + patch JSON under ``wav/``.
         progress: Show tqdm bars (notes/s) on stderr.
-        sampler: Full sampler configuration (default: the paper's, with ``algorithm``).
+        sampler: Full sampler configuration (default: the paper's, with ``algorithm``
+            and ``prior``).
+        prior: Carrier prior, ``"paper"`` (default) or ``"musical"``
+            (:data:`fmlib.datasets.sampler.PRIORS`). With ``sampler`` it must be
+            ``sampler.prior`` or None. A different prior is a different
+            configuration: an existing dataset is refused (or replaced with ``force``).
 
     Returns:
         The dataset folder.
@@ -348,8 +367,7 @@ def generate_dataset(
     wav = check_int("wav", wav, low=0)
     if wav > n:
         raise InputError(f"wav: {wav} is more than the {n} notes of the dataset")
-    if sampler is None:
-        sampler = SamplerConfig(algorithm=algorithm)
+    sampler = _sampler_of(sampler, algorithm=algorithm, prior=prior)
     config = dataset_config(n=n, seed=seed, sampler=sampler)
     out = Path(out_dir)
     _check_folder(out)
@@ -524,12 +542,27 @@ def _write_wavs(out: Path, k: int) -> None:
             save_patch(ds.patch(i), stem.with_suffix(".json"))
 
 
+def _sampler_of(
+    sampler: SamplerConfig | None, *, algorithm: str, prior: str | None
+) -> SamplerConfig:
+    """The sampler configuration asked for by ``sampler``/``algorithm``/``prior``."""
+    if sampler is None:
+        return SamplerConfig(algorithm=algorithm, prior=prior or DEFAULT_PRIOR)
+    if prior is not None and check_prior(prior) != sampler.prior:
+        raise InputError(
+            f"prior: {prior!r} contradicts the sampler's prior {sampler.prior!r}; "
+            "give one of them"
+        )
+    return sampler
+
+
 def ensure_dataset(
     out_dir: str | os.PathLike,
     *,
     n: int,
     seed: int,
     algorithm: str = DEFAULT_ALGORITHM,
+    prior: str | None = None,
     force: bool = False,
     verify: bool = False,
     **kwargs: Any,
@@ -541,14 +574,15 @@ def ensure_dataset(
     every checksum (about 1 s per GB). A complete dataset of the same configuration
     made by a renderer that renders differently (another synthesizer version, or a
     manifest that predates fingerprints) is no longer what the code makes: it is
-    regenerated from scratch, and a line says so. Other keyword arguments go to
-    :func:`generate_dataset`.
+    regenerated from scratch, and a line says so. A dataset of another ``prior``
+    is another configuration: generating into its folder is refused unless
+    ``force``. Other keyword arguments go to :func:`generate_dataset`.
 
     Returns:
         The dataset folder.
     """
     out = Path(out_dir)
-    sampler = kwargs.pop("sampler", None) or SamplerConfig(algorithm=algorithm)
+    sampler = _sampler_of(kwargs.pop("sampler", None), algorithm=algorithm, prior=prior)
     config = dataset_config(n=n, seed=seed, sampler=sampler)
     if not force and (out / MANIFEST_NAME).is_file():
         try:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from fmlib import files
-from fmlib.datasets.sampler import SamplerConfig
+from fmlib.datasets.sampler import DEFAULT_PRIOR, SamplerConfig
 from fmlib.errors import InputError, MissingFileError
 from fmlib.synth import params as P
 from fmlib.synth.patch import Patch, patch_from_vector
@@ -134,6 +134,9 @@ class Dataset:
         manifest_hash: sha256 hex digest of the ``manifest.json`` bytes.
         n: Number of notes.
         algorithm: Operator graph of every note.
+        prior: Carrier prior of the sampler, ``"paper"`` or ``"musical"`` (a
+            manifest without one is the paper's: see
+            :meth:`fmlib.datasets.sampler.SamplerConfig.to_dict`).
     """
 
     def __init__(self, path: Path, manifest: dict[str, Any], manifest_hash: str):
@@ -143,6 +146,7 @@ class Dataset:
         self.n: int = manifest["n"]
         self.shard_size: int = manifest["shard_size"]
         self.algorithm: str = manifest["config"]["sampler"]["algorithm"]
+        self.prior: str = manifest["config"]["sampler"].get("prior", DEFAULT_PRIOR)
         self._maps: dict[int, np.ndarray] = {}
 
     def __repr__(self) -> str:

@@ -15,7 +15,9 @@ Distributions (limits come from :data:`fmlib.synth.params.PARAMS` unless configu
 =============  =========================================================================
 parameter      distribution
 =============  =========================================================================
-carrier_hz     Uniform[20, 6000] Hz (uniform in Hz, as the paper states, not in pitch)
+carrier_hz     prior ``paper``: Uniform[20, 6000] Hz (uniform in Hz, as the paper
+               states, not in pitch); prior ``musical``: uniform in MIDI note number
+               over [21, 108] (A0-C8), i.e. log-uniform over [27.5, 4186.01] Hz
 ratio_k        p = 0.9: uniform choice from :data:`fmlib.synth.params.DISCRETE_RATIOS`
                {1/8, ..., 1/2, 1, 2, ..., 8}; p = 0.1: log-uniform on [1/8, 8]
 index_k        p = 0.2: U[0, 0.5]; p = 0.6: U[0.5, 3]; p = 0.2: U[3, 8] (radians)
@@ -26,6 +28,17 @@ release_s      U[0.05, 0.8] s
 amplitude      fixed at 1.0 (not a parameter of the synthesizer)
 algorithm      fixed per dataset (``dx7_18`` by default)
 =============  =========================================================================
+
+Priors. The paper's carrier prior puts 67 % of the notes above 2 kHz and 30 % above
+the piano's top key (4186 Hz), where few instruments play (measured with
+``benchmarks/diagnose_priors.py``: ``docs/PRIORS.md``). The ``musical`` prior keeps
+every other distribution and only spaces the carrier like musical pitch over the
+piano's range (:data:`fmlib.synth.params.MUSICAL_MIDI_RANGE`). The carrier is one
+uniform draw in both priors, so a note's ratios, indices and envelope are the same
+under either prior for the same (seed, note index). The ``paper`` prior is the
+default and is not written into :meth:`SamplerConfig.to_dict`, so the manifests of
+datasets made before priors existed (and their hashes) are unchanged: a sampler
+configuration without ``prior`` is the paper's.
 """
 
 from __future__ import annotations
@@ -49,9 +62,34 @@ PAPER_INDEX_BINS: tuple[tuple[float, float, float], ...] = (
 PAPER_P_DISCRETE = 0.9
 
 
+#: Carrier priors, by name: how the carrier frequency is spaced (module docstring).
+PRIORS: tuple[str, ...] = ("paper", "musical")
+#: The prior of every dataset made before priors existed, and the default.
+DEFAULT_PRIOR = "paper"
+
+
 def _range(name: str) -> tuple[float, float]:
     spec = P.PARAMS[name]
     return (spec.low, spec.high)
+
+
+def check_prior(prior: str) -> str:
+    """``prior`` when it names a prior of :data:`PRIORS`; InputError listing them."""
+    if not isinstance(prior, str) or prior not in PRIORS:
+        raise InputError(f"prior: unknown prior {prior!r}; valid: {', '.join(PRIORS)}")
+    return prior
+
+
+def prior_carrier_range(prior: str) -> tuple[float, float]:
+    """Default carrier range of a prior, Hz: (low, high).
+
+    ``paper``: the declared range of ``carrier_hz`` (20-6000 Hz). ``musical``: MIDI
+    21-108 converted to Hz (27.5-4186.009 Hz), inside the declared range.
+    """
+    if check_prior(prior) == "musical":
+        lo, hi = P.MUSICAL_MIDI_RANGE
+        return (float(P.midi_to_hz(lo)), float(P.midi_to_hz(hi)))
+    return _range("carrier_hz")
 
 
 @dataclass(frozen=True)
@@ -65,9 +103,12 @@ class SamplerConfig:
             rather than log-uniformly from ``ratio_range``.
         ratio_range: (low, high) of the log-uniform ratio branch, both > 0.
         index_bins: ((low, high, probability), ...) radians; probabilities sum to 1.
-        carrier_range: (low, high) of the uniform carrier frequency, Hz.
+        carrier_range: (low, high) of the carrier frequency, Hz (default: the
+            prior's, :func:`prior_carrier_range`).
         attack_range, decay_range, release_range: uniform ranges, s.
         sustain_range: uniform range of the sustain level, in [0, 1].
+        prior: How the carrier is spaced over ``carrier_range``: ``"paper"``
+            uniform in Hz, ``"musical"`` uniform in pitch (log-uniform in Hz).
     """
 
     algorithm: str = DEFAULT_ALGORITHM
@@ -75,9 +116,7 @@ class SamplerConfig:
     p_discrete: float = PAPER_P_DISCRETE
     ratio_range: tuple[float, float] = field(default_factory=lambda: _range("ratio_1"))
     index_bins: tuple[tuple[float, float, float], ...] = PAPER_INDEX_BINS
-    carrier_range: tuple[float, float] = field(
-        default_factory=lambda: _range("carrier_hz")
-    )
+    carrier_range: tuple[float, float] | None = None
     attack_range: tuple[float, float] = field(
         default_factory=lambda: _range("attack_s")
     )
@@ -88,9 +127,13 @@ class SamplerConfig:
     release_range: tuple[float, float] = field(
         default_factory=lambda: _range("release_s")
     )
+    prior: str = DEFAULT_PRIOR
 
     def __post_init__(self) -> None:
         get_algorithm(self.algorithm)
+        check_prior(self.prior)
+        if self.carrier_range is None:  # frozen: set the prior's default once
+            object.__setattr__(self, "carrier_range", prior_carrier_range(self.prior))
         if not self.ratio_set or any(not P.RATIO.is_valid(r) for r in self.ratio_set):
             raise InputError(
                 f"ratio_set: every ratio must be {P.RATIO.valid_text()}; "
@@ -125,8 +168,16 @@ class SamplerConfig:
                 raise InputError(f"{name}: {(lo, hi)!r} is not a valid range")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (tuples become lists)."""
-        return asdict(self)
+        """Plain JSON-ready dict (tuples become lists).
+
+        ``prior`` is left out when it is ``"paper"``: the dict (and so every
+        manifest of a paper-prior dataset) is then exactly what it was before priors
+        existed; :meth:`from_dict` reads a missing ``prior`` as ``"paper"``.
+        """
+        d = asdict(self)
+        if d["prior"] == DEFAULT_PRIOR:
+            del d["prior"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SamplerConfig:
@@ -139,7 +190,7 @@ class SamplerConfig:
         for k, v in d.items():
             if k == "index_bins":
                 v = tuple(tuple(float(x) for x in b) for b in v)
-            elif k == "ratio_set" or k.endswith("_range"):
+            elif v is not None and (k == "ratio_set" or k.endswith("_range")):
                 v = tuple(float(x) for x in v)
             kw[k] = v
         return cls(**kw)
@@ -164,6 +215,20 @@ def sample_uniform(
     """Uniform on [low, high): carrier frequency (Hz) and the four ADSR values."""
     low, high = low_high
     return rng.uniform(low, high, size=size)
+
+
+def sample_carrier(rng: np.random.Generator, config: SamplerConfig) -> float:
+    """The carrier frequency, Hz, from one uniform draw of ``rng``.
+
+    ``paper``: uniform in Hz over ``config.carrier_range``. ``musical``: uniform in
+    (fractional) MIDI note number between the range's two ends, converted to Hz and
+    clipped to the range (the round trip through log2 can land one ulp outside).
+    """
+    if config.prior == "musical":
+        lo, hi = config.carrier_range
+        note = rng.uniform(float(P.hz_to_midi(lo)), float(P.hz_to_midi(hi)))
+        return float(np.clip(P.midi_to_hz(note), lo, hi))
+    return sample_uniform(rng, config.carrier_range)
 
 
 def sample_ratios(
@@ -210,7 +275,7 @@ def sample_note_with_rng(rng: np.random.Generator, config: SamplerConfig) -> np.
     Returns:
         float64 array of shape (15,) in :data:`fmlib.synth.params.TARGET_NAMES` order.
     """
-    carrier = sample_uniform(rng, config.carrier_range)
+    carrier = sample_carrier(rng, config)
     ratios = sample_ratios(rng, config)
     indices = sample_indices(rng, config)
     env = [

@@ -20,6 +20,8 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
+import numpy as np
+
 #: Sample rate of the internal render, Hz (paper, section 5.1.1).
 RENDER_SAMPLE_RATE = 48_000
 #: Sample rate of every output, dataset and model input, Hz (NSynth's rate).
@@ -107,6 +109,32 @@ CARRIER = ParamSpec(
     valid_high=RENDER_SAMPLE_RATE / 2,
     low_inclusive=False,
 )
+#: Concert pitch: MIDI note 69 (A4) sounds at 440 Hz (equal temperament).
+A4_MIDI = 69
+A4_HZ = 440.0
+#: MIDI note numbers of the piano's lowest and highest keys, A0 (27.5 Hz) and C8
+#: (4186.01 Hz): the carrier range of the sampler's ``musical`` prior. It spans the
+#: fundamentals of nearly every orchestral instrument.
+MUSICAL_MIDI_RANGE: tuple[int, int] = (21, 108)
+
+
+def midi_to_hz(note: float | np.ndarray) -> float | np.ndarray:
+    """Equal-tempered frequency of a (fractional) MIDI note number, Hz.
+
+    Args:
+        note: MIDI note number(s), any shape; 69 is A4 = 440 Hz.
+
+    Returns:
+        Frequency in Hz, a float (or a float64 array of the same shape).
+    """
+    return A4_HZ * 2.0 ** ((np.asarray(note, dtype=np.float64) - A4_MIDI) / 12.0)
+
+
+def hz_to_midi(hz: float | np.ndarray) -> float | np.ndarray:
+    """Inverse of :func:`midi_to_hz`: (fractional) MIDI note number of ``hz`` > 0."""
+    return A4_MIDI + 12.0 * np.log2(np.asarray(hz, dtype=np.float64) / A4_HZ)
+
+
 RATIO = ParamSpec(
     name="ratio",
     unit="ratio",
