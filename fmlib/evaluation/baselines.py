@@ -19,6 +19,7 @@ import numpy as np
 
 from fmlib.audio.metrics import HOP_LENGTH, rms_envelope
 from fmlib.errors import InputError
+from fmlib.synth import params as P
 from fmlib.synth.params import DURATION_S, SAMPLE_RATE
 
 #: Number of samples of an NSynth note (4 s at 16 kHz).
@@ -28,8 +29,9 @@ BASELINE_NAMES: tuple[str, ...] = ("sine_440", "sine_pitch", "sine_pitch_env")
 
 
 def midi_to_hz(pitch: float) -> float:
-    """Equal-tempered frequency of a MIDI note number (69 = A4 = 440 Hz)."""
-    return float(440.0 * 2.0 ** ((float(pitch) - 69.0) / 12.0))
+    """Equal-tempered frequency of a MIDI note number (69 = A4 = 440 Hz), as a
+    Python float (:func:`fmlib.synth.params.midi_to_hz`)."""
+    return float(P.midi_to_hz(float(pitch)))
 
 
 def sine(freq_hz: float, *, n_samples: int = N_SAMPLES) -> np.ndarray:

@@ -119,13 +119,13 @@ def player(audio: np.ndarray, *, sample_rate: int = P.SAMPLE_RATE):
 
 
 def hz_to_midi(hz: float) -> float:
-    """MIDI note number of a frequency (69 = A4 = 440 Hz, equal temperament)."""
-    return 69.0 + 12.0 * math.log2(float(hz) / 440.0)
+    """MIDI note number of a frequency, a Python float (:func:`P.hz_to_midi`)."""
+    return float(P.hz_to_midi(float(hz)))
 
 
 def midi_to_hz(note: float) -> float:
-    """Frequency of a (possibly fractional) MIDI note number, Hz."""
-    return 440.0 * 2.0 ** ((float(note) - 69.0) / 12.0)
+    """Frequency of a (fractional) MIDI note number, Hz (:func:`P.midi_to_hz`)."""
+    return float(P.midi_to_hz(float(note)))
 
 
 def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
