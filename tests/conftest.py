@@ -84,3 +84,26 @@ def _upload_entry(name: str, data: bytes, *, mime: str = "application/octet-stre
 def upload_entry():
     """The function that builds one ``FileUpload.value`` entry (name, bytes)."""
     return _upload_entry
+
+
+class _FixedPredictor:
+    """Stands in for an estimator (fmlib.estimate.estimators): records its input and
+    returns one patch for every note."""
+
+    name = "fixed"
+
+    def __init__(self, patch):
+        from fmlib.synth.patch import patch_from_dict
+
+        self.patch = patch_from_dict(patch)
+        self.seen = []
+
+    def predict_patches(self, audio):
+        self.seen.append(np.asarray(audio))
+        return [self.patch] * len(audio)
+
+
+@pytest.fixture
+def fixed_predictor():
+    """The class of a stand-in estimator: ``fixed_predictor(patch)``."""
+    return _FixedPredictor

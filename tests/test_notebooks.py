@@ -23,7 +23,7 @@ from fmlib.notebook.widgets import resynthesis_panel, synth_explorer
 from fmlib.synth import params as P
 from fmlib.synth.algorithms import ALGORITHMS, CARRIER
 from fmlib.synth.engine import render
-from fmlib.synth.patch import load_patch, patch_from_dict
+from fmlib.synth.patch import load_patch
 
 ONE_M1 = {
     "algorithm": "dx7_18",
@@ -130,22 +130,11 @@ def test_explorer_renders_what_the_controls_say_and_saves(tmp_path):
     assert not (tmp_path.parent / "escape.wav").exists()
 
 
-class _FixedPredictor:
-    """Stands in for fmlib.estimate.predict.Predictor: records its input, returns one
-    patch."""
-
-    def __init__(self, patch):
-        self.patch = patch_from_dict(patch)
-        self.seen = []
-
-    def predict_patches(self, audio):
-        self.seen.append(np.asarray(audio))
-        return [self.patch] * len(audio)
-
-
-def test_resynthesis_panel_prepares_predicts_and_plays(tmp_path, upload_entry):
+def test_resynthesis_panel_prepares_predicts_and_plays(
+    tmp_path, upload_entry, fixed_predictor
+):
     pytest.importorskip("fmlib.estimate.predict")
-    predictor = _FixedPredictor(ONE_M1)
+    predictor = fixed_predictor(ONE_M1)
     panel = resynthesis_panel(predictor, out_dir=tmp_path)
     t = np.arange(44100 * 2) / 44100
     stereo = np.stack([0.5 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1)

@@ -281,20 +281,6 @@ def test_export_syx_writes_a_voice_that_parses_back(explorer, tmp_path):
 
 
 # --------------------------------------------------------------- panel
-class _FixedPredictor:
-    """Stands in for an estimator: records its input, returns one patch."""
-
-    name = "fixed"
-
-    def __init__(self, patch):
-        self.patch = patch_from_dict(patch)
-        self.seen = []
-
-    def predict_patches(self, audio):
-        self.seen.append(np.asarray(audio))
-        return [self.patch] * len(audio)
-
-
 def _tone_wav(hz=220.0, sr=22050, seconds=2.0) -> tuple[bytes, np.ndarray]:
     t = np.arange(int(sr * seconds)) / sr
     env = np.minimum(1.0, t / 0.05) * np.exp(-t)
@@ -302,10 +288,10 @@ def _tone_wav(hz=220.0, sr=22050, seconds=2.0) -> tuple[bytes, np.ndarray]:
     return _wav(x, sr), x
 
 
-def test_panel_shows_distances_of_resynthesis_and_baselines(tmp_path):
+def test_panel_shows_distances_of_resynthesis_and_baselines(tmp_path, fixed_predictor):
     from fmlib.evaluation.baselines import baselines
 
-    panel = resynthesis_panel(_FixedPredictor(PATCH), out_dir=tmp_path)
+    panel = resynthesis_panel(fixed_predictor(PATCH), out_dir=tmp_path)
     assert panel.players.children == ()  # no empty player in the page
     data, _ = _tone_wav(220.0)
     patch = panel.load_bytes(data, name="tone.wav")
@@ -340,8 +326,8 @@ def test_panel_shows_distances_of_resynthesis_and_baselines(tmp_path):
     assert bytes(panel.player_original.value[:4]) == b"RIFF"
 
 
-def test_panel_edit_in_explorer_sends_patch_and_reference(tmp_path):
-    panel = resynthesis_panel(_FixedPredictor(PATCH), out_dir=tmp_path)
+def test_panel_edit_in_explorer_sends_patch_and_reference(tmp_path, fixed_predictor):
+    panel = resynthesis_panel(fixed_predictor(PATCH), out_dir=tmp_path)
     with pytest.raises(InputError, match="nothing to edit"):
         panel.edit_in_explorer()
     panel.load_bytes(_tone_wav()[0], name="tone.wav")
@@ -355,14 +341,14 @@ def test_panel_edit_in_explorer_sends_patch_and_reference(tmp_path):
     )
     # a given explorer receives the patch instead
     other = synth_explorer(out_dir=tmp_path)
-    panel2 = resynthesis_panel(_FixedPredictor(PATCH), explorer=other)
+    panel2 = resynthesis_panel(fixed_predictor(PATCH), explorer=other)
     panel2.load_bytes(_tone_wav()[0])
     assert panel2.edit_in_explorer() is other
     assert other.current_patch() == panel2.patch
 
 
-def test_panel_save_refuses_to_overwrite_unless_asked(tmp_path):
-    panel = resynthesis_panel(_FixedPredictor(PATCH), out_dir=tmp_path)
+def test_panel_save_refuses_to_overwrite_unless_asked(tmp_path, fixed_predictor):
+    panel = resynthesis_panel(fixed_predictor(PATCH), out_dir=tmp_path)
     panel.load_bytes(_tone_wav()[0])
     json_path, wav_path = panel.save()
     with pytest.raises(InputError, match="exists"):
