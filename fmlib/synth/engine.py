@@ -718,8 +718,8 @@ def render_reference(
     """Straightforward float64 render, the accuracy reference for :func:`render`.
 
     Every phase is ``2*pi*f*t`` in float64, all operators are computed over the
-    whole note, the envelope is :func:`envelope_levels` in float64, and the same downsampling
-    is applied in float64 (:func:`envelope_levels`).
+    whole note, the envelope is :func:`envelope_levels` in float64, and the same
+    downsampling is applied in float64.
 
     Returns:
         float64 array of shape (round(duration_s * 16000),).

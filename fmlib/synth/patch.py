@@ -216,9 +216,11 @@ def patch_from_vector(
     *,
     algorithm: str = DEFAULT_ALGORITHM,
     level: float = P.DEFAULT_LEVEL,
+    curve: str = P.DEFAULT_ENVELOPE_CURVE,
 ) -> Patch:
     """Build a patch from 15 values in :data:`fmlib.synth.params.TARGET_NAMES` order
-    (and an optional ``level``, which is not one of the 15)."""
+    (and an optional ``level`` and envelope ``curve``, which are not among the
+    15)."""
     v = np.asarray(vector, dtype=np.float64).reshape(-1)
     if v.shape != (len(P.TARGET_NAMES),):
         raise InputError(
@@ -232,9 +234,16 @@ def patch_from_vector(
             "modulators": [
                 {"ratio": v[1 + i], "index": v[1 + n + i]} for i in range(n)
             ],
-            "envelope": dict(
-                zip([s.name for s in P.ENVELOPE_PARAMS], v[1 + 2 * n :], strict=True)
-            ),
+            "envelope": {
+                **dict(
+                    zip(
+                        [s.name for s in P.ENVELOPE_PARAMS],
+                        v[1 + 2 * n :],
+                        strict=True,
+                    )
+                ),
+                "curve": curve,
+            },
             "level": level,
         }
     )
