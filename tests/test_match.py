@@ -15,13 +15,14 @@ time of writing, worst case in brackets):
   original <= 0.25 x that of the 440 Hz sine [0.20], and <= 0.10 x on average over
   the cases [0.07];
 * every linear case comes back with the linear curve; every exponential case
-  (EXPONENTIAL_ROUND_TRIPS, attacks of at most 20 ms as above, measured at budget 300 at the time of writing) comes back
-  exponential, with the same envelope-dB bounds [p90 0.54 dB, max 2.25 dB], attack
-  within 25 ms [3 ms], decay within 10 % [2.9 %], a sustain within 2 dB [1.3 dB: with
-  a short attack the fit trades the peak (level) against the sustain; the envelope-dB
-  bounds check what is heard] or, for a sustain of 0, at most 0.01 [9e-6], release
-  within 15 % when the note sounds at note-off [12 %: the part of an exponential
-  release below -50 dB barely shows], log-mel <= 0.25 x the 440 Hz sine's [0.064].
+  (EXPONENTIAL_ROUND_TRIPS, attacks of at most 20 ms as above, measured at budget
+  300 at the time of writing) comes back exponential, with the same envelope-dB
+  bounds [p90 0.54 dB, max 2.25 dB], attack within 25 ms [3 ms], decay within 10 %
+  [2.9 %], a sustain within 2 dB [1.3 dB: with a short attack the fit trades the
+  peak (level) against the sustain; the envelope-dB bounds check what is heard]
+  or, for a sustain of 0, at most 0.01 [9e-6], release within 15 % when the note
+  sounds at note-off [12 %: the part of an exponential release below -50 dB barely
+  shows], log-mel <= 0.25 x the 440 Hz sine's [0.064].
 """
 
 from __future__ import annotations
