@@ -175,7 +175,8 @@ DECAY = ParamSpec(
     low=0.02,
     high=0.6,
     scale="linear",
-    description="Linear fall from 1 to the sustain level after the attack.",
+    description="Fall from 1 to the sustain level after the attack (a straight "
+    "line in amplitude, or in dB for the exponential curve).",
     valid_low=0.0,
     valid_high=60.0,
     low_inclusive=True,
@@ -197,7 +198,8 @@ RELEASE = ParamSpec(
     low=0.05,
     high=0.8,
     scale="linear",
-    description="Linear fall from the level at note-off to 0.",
+    description="Fall from the level at note-off to 0 (a straight line in "
+    "amplitude, or in dB to -96 dB for the exponential curve).",
     valid_low=0.0,
     valid_high=60.0,
     low_inclusive=True,
