@@ -283,7 +283,13 @@ def main() -> None:
     quality = _score(notes, audio, [r.patch for r in results])
     times = [t_first, *per_note][:n]  # the first note's time includes the table
     for rec, r, dt in zip(quality["per_note"], results, times, strict=True):
-        rec.update(cpu_s=dt, n_evaluations=r.n_evaluations, f0_hz=r.analysis.f0_hz)
+        rec.update(
+            cpu_s=dt,
+            n_evaluations=r.n_evaluations,
+            f0_hz=r.analysis.f0_hz,
+            curve=r.patch.envelope.curve,
+        )
+    n_exponential = sum(r.patch.envelope.curve == "exponential" for r in results)
     slow = max(quality["per_note"][1:] or quality["per_note"], key=lambda d: d["cpu_s"])
     report["default_budget"] = {
         "budget": budget,
@@ -296,6 +302,7 @@ def main() -> None:
         "analyze_per_note_s": t_analyze,
         "features_per_note_s": t_features,
         "mean_evaluations": float(np.mean([r.n_evaluations for r in results])),
+        "notes_with_exponential_curve": n_exponential,
         "quality": quality,
     }
     print(f"## CPU time per note at the default budget ({budget})\n")
@@ -312,6 +319,7 @@ def main() -> None:
                 [f"mean per note, table amortised over {n} notes", mean_incl],
                 ["of which analysis (analyze: f0 + ADSR fit), per note", t_analyze],
                 ["of which the note's log-mel features, per note", t_features],
+                [f"notes whose envelope is exponential (of {n})", n_exponential],
             ],
         )
     )

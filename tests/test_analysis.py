@@ -16,6 +16,7 @@ import fmlib
 from fmlib.audio import analysis as A
 from fmlib.audio.metrics import rms_envelope
 from fmlib.errors import InputError
+from fmlib.synth import params as P
 
 SR = fmlib.SAMPLE_RATE
 ENV = (0.01, 0.2, 0.6, 0.3)
@@ -262,6 +263,7 @@ def test_fit_envelope_recovers_rendered_adsr(env, timbre):
     patch = make_patch(f, ratios, indices, env=env, level=level)
     x = fmlib.render(patch)
     fitted, fitted_level = A.fit_envelope(A.frame_rms(x))
+    assert fitted.curve == "linear"
     attack, decay, sustain, release = env
     assert abs(fitted.attack_s - attack) <= ATTACK_TOL_S
     assert abs(fitted.decay_s - decay) <= DECAY_TOL_REL * decay
@@ -272,6 +274,56 @@ def test_fit_envelope_recovers_rendered_adsr(env, timbre):
     assert fitted_level == pytest.approx(expected_level, rel=LEVEL_TOL_REL)
 
 
+#: Exponential envelopes (attack_s, decay_s, sustain, release_s), including one that
+#: decays to silence (-96 dB) at 3 s, just as the note is released.
+EXPONENTIAL_ENVELOPES = [
+    (0.005, 0.5, 0.3, 0.5),
+    (0.01, 2.0, 0.05, 1.0),
+    (0.002, 3.0, 0.0, 0.2),
+    (0.05, 0.3, 0.6, 2.0),
+    (0.2, 1.0, 0.1, 0.05),
+]
+#: Measured worst cases over EXPONENTIAL_ENVELOPES x ENVELOPE_TIMBRES: attack 2.5
+#: ms, decay 1.8 %, sustain 0.0025, release 9.4 ms, RMS-equivalent level 1.0 %.
+EXP_ATTACK_TOL_S = 0.005
+EXP_DECAY_TOL_REL = 0.04
+EXP_SUSTAIN_TOL = 0.01
+EXP_RELEASE_TOL_S = 0.015
+EXP_LEVEL_TOL_REL = 0.02
+
+
+@pytest.mark.parametrize(
+    "env", EXPONENTIAL_ENVELOPES, ids=lambda e: "-".join(map(str, e))
+)
+@pytest.mark.parametrize(
+    "timbre", ENVELOPE_TIMBRES, ids=["sine220", "harm110", "ratio2_880"]
+)
+def test_fit_envelope_recovers_rendered_exponential_adsr(env, timbre):
+    f, ratios, indices, level = timbre
+    d = make_patch(f, ratios, indices, env=env, level=level).to_dict()
+    d["envelope"]["curve"] = "exponential"
+    patch = fmlib.patch_from_dict(d)
+    x = fmlib.render(patch)
+    linear, exponential = A.fit_envelopes(A.frame_rms(x))
+    assert linear.envelope.curve == "linear"
+    assert exponential.cost < linear.cost
+    fitted, fitted_level = A.fit_envelope(A.frame_rms(x))
+    assert (fitted, fitted_level) == (exponential.envelope, exponential.level)
+    attack, decay, sustain, release = env
+    assert abs(fitted.attack_s - attack) <= EXP_ATTACK_TOL_S
+    assert abs(fitted.decay_s - decay) <= EXP_DECAY_TOL_REL * decay
+    assert abs(fitted.sustain - sustain) <= EXP_SUSTAIN_TOL
+    if sustain > 0:  # with sustain 0 the note is silent at note-off
+        assert abs(fitted.release_s - release) <= EXP_RELEASE_TOL_S
+    expected_level = level * rms_equivalent_gain(patch)
+    assert fitted_level == pytest.approx(expected_level, rel=EXP_LEVEL_TOL_REL)
+
+
+def test_fit_envelopes_rejects_an_unknown_curve():
+    with pytest.raises(InputError, match="curves: 'log' is not valid"):
+        A.fit_envelopes(np.ones(126), curves=("log",))
+
+
 def test_analyze_combines_the_parts():
     patch = make_patch(261.63, [1, 2, 1, 1, 1], [0.0, 0.0, 0, 0, 0], level=0.7)
     x = fmlib.render(patch)
@@ -279,6 +331,8 @@ def test_analyze_combines_the_parts():
     assert abs(cents(an.f0_hz, 261.63)) <= 5.0
     np.testing.assert_array_equal(an.rms, A.frame_rms(x))
     assert (an.envelope, an.level) == A.fit_envelope(an.rms)
+    assert [f.envelope.curve for f in an.fits] == list(P.ENVELOPE_CURVES)
+    assert an.fits == A.fit_envelopes(an.rms)
     assert an.level == pytest.approx(0.7, rel=0.03)
 
 

@@ -360,3 +360,51 @@ def test_level_round_trips_through_json(tmp_path):
     assert load_patch(path).level == 0.25
     v = patch_from_dict(VALID).to_vector()
     assert patch_from_vector(v, level=0.3).level == 0.3
+
+
+# --------------------------------------------------------------------------- curve
+
+
+def with_curve(curve) -> dict:
+    d = copy.deepcopy(VALID)
+    d["envelope"]["curve"] = curve
+    return d
+
+
+def test_curve_is_optional_and_defaults_to_linear():
+    assert patch_from_dict(VALID).envelope.curve == "linear"
+    assert patch_from_dict(with_curve("linear")) == patch_from_dict(VALID)
+    assert patch_from_dict(with_curve("exponential")).envelope.curve == "exponential"
+    a = render(VALID, duration_s=0.5, note_off_s=0.3)
+    b = render(with_curve("linear"), duration_s=0.5, note_off_s=0.3)
+    assert a.tobytes() == b.tobytes()
+    c = render(with_curve("exponential"), duration_s=0.5, note_off_s=0.3)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("bad", ["exp", "Linear", "", 1, None, True])
+def test_bad_curve_is_refused_naming_the_valid_ones(bad):
+    with pytest.raises(InputError) as info:
+        patch_from_dict(with_curve(bad))
+    message = str(info.value)
+    assert message.startswith("envelope.curve: ")
+    assert "valid: 'linear', 'exponential'" in message
+    assert "\n" not in message
+
+
+def test_misspelt_curve_key_is_refused():
+    d = copy.deepcopy(VALID)
+    d["envelope"]["curev"] = "exponential"
+    with pytest.raises(InputError, match=r"envelope\.curev: unknown key; did you mean"):
+        patch_from_dict(d)
+
+
+def test_to_dict_writes_the_curve_only_when_not_linear(tmp_path):
+    assert "curve" not in patch_from_dict(VALID).to_dict()["envelope"]
+    assert "curve" not in patch_from_dict(with_curve("linear")).to_dict()["envelope"]
+    path = save_patch(with_curve("exponential"), tmp_path / "p.json")
+    assert json.loads(path.read_text())["envelope"]["curve"] == "exponential"
+    assert load_patch(path) == patch_from_dict(with_curve("exponential"))
+    # a linear patch's JSON is byte-identical to one saved before curves existed
+    path = save_patch(VALID, tmp_path / "q.json")
+    assert json.loads(path.read_text())["envelope"] == VALID["envelope"]

@@ -158,3 +158,21 @@ def test_save_figure_defaults_to_the_interactive_folder(tmp_path, monkeypatch):
     path = save_figure(fig, "default_place", show=False)
     assert path == tmp_path / "interactive" / "figures" / "default_place.png"
     assert path.is_file()
+
+
+@pytest.mark.parametrize("curve", ["linear", "exponential"])
+def test_plot_envelope_draws_either_curve(curve):
+    from fmlib.notebook.plots import plot_envelope
+    from fmlib.synth.engine import adsr_envelope
+    from fmlib.synth.patch import Envelope
+
+    env = Envelope(0.05, 0.5, 0.25, 0.4, curve)
+    fig, ax = plt.subplots()
+    try:
+        plot_envelope(ax, env)
+        y = ax.lines[0].get_ydata()
+        np.testing.assert_array_equal(
+            y, adsr_envelope(env, y.size, sample_rate=1000, note_off_s=3.0)
+        )
+    finally:
+        plt.close(fig)

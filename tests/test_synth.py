@@ -17,6 +17,8 @@ from fmlib.synth.engine import (
     PASSBAND_HZ,
     adsr_envelope,
     downsample,
+    envelope_breakpoints,
+    envelope_levels,
     render,
     render_48k,
     render_batch,
@@ -412,6 +414,174 @@ def test_render_keeps_envelope_timing_after_resampling():
     shifted = np.roll(want, 1)
     assert np.abs(y - shifted)[~near].max() > 0.1
     assert np.abs(y[t > 3.3 + 0.005]).max() < 1e-4
+
+
+# ------------------------------------------------------------------ exponential curve
+
+EXP = Envelope(
+    attack_s=0.01, decay_s=0.2, sustain=0.25, release_s=0.3, curve="exponential"
+)
+FLOOR = P.EXPONENTIAL_FLOOR
+
+
+def test_exponential_floor_is_minus_96_db():
+    assert P.EXPONENTIAL_FLOOR_DB == -96.0
+    assert 20 * math.log10(FLOOR) == pytest.approx(-96.0, abs=1e-12)
+    assert P.DEFAULT_ENVELOPE_CURVE == "linear" == P.ENVELOPE_CURVES[0]
+
+
+def test_exponential_levels_at_known_samples():
+    """Attack linear in amplitude; the decay a straight line in dB (halfway: the
+    geometric mean sqrt(sustain)); the release a straight line in dB from the level
+    at note-off to -96 dB, then exactly 0 from the end of the release."""
+    env = adsr_envelope(EXP, 4 * SR_48K, sample_rate=SR_48K, note_off_s=3.0)
+    a, d, r, off = 480, 9600, 14400, 144000
+    cases = {
+        0: 0.0,
+        a // 2: 0.5,  # linear attack
+        a: 1.0,
+        a + d // 4: 0.25**0.25,
+        a + d // 2: 0.5,  # sqrt(0.25)
+        a + d: 0.25,
+        off: 0.25,
+        off + r // 2: math.sqrt(0.25 * FLOOR),  # halfway in dB to -96 dB
+        off + r - 1: 0.25 * (FLOOR / 0.25) ** ((r - 1) / r),
+        off + r: 0.0,
+        env.size - 1: 0.0,
+    }
+    for n, want in cases.items():
+        assert env[n] == pytest.approx(want, rel=1e-6, abs=1e-9), n
+    db_decay = 20 * np.log10(env[a : a + d + 1].astype(np.float64))
+    assert np.max(np.abs(np.diff(db_decay, 2))) < 1e-5  # straight in dB
+    db_release = 20 * np.log10(env[off : off + r].astype(np.float64))
+    assert np.max(np.abs(np.diff(db_release, 2))) < 1e-4
+    assert np.all(env[off + r :] == 0)
+
+
+def test_exponential_note_off_during_decay_is_continuous():
+    e = Envelope(0.01, 1.0, 0.01, 0.5, "exponential")
+    off_s = 0.51  # halfway through the decay: -20 dB of the -40 dB
+    env = adsr_envelope(e, SR_48K * 2, sample_rate=SR_48K, note_off_s=off_s)
+    off = round(off_s * SR_48K)
+    assert env[off - 1] == pytest.approx(0.1, rel=1e-3)
+    assert env[off] == pytest.approx(0.1, rel=1e-6)
+    assert env[off + 1] / env[off] == pytest.approx(env[off] / env[off - 1], rel=1e-3)
+    # the release then falls from -20 dB to -96 dB in 0.5 s
+    quarter = off + round(0.125 * SR_48K)
+    assert 20 * math.log10(env[quarter]) == pytest.approx(-20 - 76 / 4, abs=1e-3)
+    assert np.all(env[off + round(0.5 * SR_48K) :] == 0)
+
+
+@pytest.mark.parametrize("sustain", [0.0, 1e-6, FLOOR])
+def test_exponential_silent_sustain_decays_to_the_floor_then_zero(sustain):
+    e = Envelope(0.0, 0.5, sustain, 0.3, "exponential")
+    assert envelope_breakpoints(e, note_off_s=3.0) == [
+        (0.0, 1.0),
+        (0.0, 1.0),
+        (0.5, FLOOR),
+        (0.5, 0.0),
+        (3.0, 0.0),
+        (3.3, 0.0),
+    ]
+    env = adsr_envelope(e, SR_48K, sample_rate=SR_48K, note_off_s=3.0)
+    half = round(0.25 * SR_48K)
+    assert env[half] == pytest.approx(math.sqrt(FLOOR), rel=1e-6)  # -48 dB
+    assert np.all(env[round(0.5 * SR_48K) :] == 0)
+
+
+def test_exponential_release_at_the_floor_is_linear_to_zero():
+    """A note released at or below -96 dB (10 us into a 1 s attack: -100 dB) falls
+    linearly in amplitude to 0 (no corner at the floor)."""
+    e = Envelope(1.0, 0.1, 0.5, 0.2, "exponential")
+    pts = envelope_breakpoints(e, note_off_s=1e-5)
+    assert pts == [(0.0, 0.0), (1e-5, 1e-5), (pytest.approx(0.20001), 0.0)]
+
+
+def test_exponential_note_off_during_attack_releases_in_db():
+    e = Envelope(0.5, 0.1, 0.5, 0.25, "exponential")
+    env = adsr_envelope(e, SR_48K, sample_rate=SR_48K, note_off_s=0.25)
+    off = round(0.25 * SR_48K)
+    assert env[off] == pytest.approx(0.5, abs=1e-6)
+    mid = off + round(0.125 * SR_48K)
+    assert env[mid] == pytest.approx(math.sqrt(0.5 * FLOOR), rel=1e-5)
+    assert np.all(env[off + round(0.25 * SR_48K) :] == 0)
+
+
+@pytest.mark.parametrize(
+    "e",
+    [
+        EXP,
+        Envelope(0.0, 0.0, 0.7, 0.0, "exponential"),
+        Envelope(0.3, 2.5, 0.0, 0.8, "exponential"),
+        Envelope(0.0101, 0.0333, 0.9, 0.0505, "exponential"),
+        Envelope(0.5, 3.0, 0.1, 0.2, "exponential"),  # note-off during the decay
+    ],
+)
+@pytest.mark.parametrize("note_off_s", [3.0, 0.2])
+def test_exponential_fast_envelope_matches_the_reference_envelope(e, note_off_s):
+    """The float32 ramp of the renderer equals the independent float64
+    segment-by-segment evaluation (:func:`envelope_levels`) to float32 rounding."""
+    n = 4 * SR_48K
+    fast = adsr_envelope(e, n, sample_rate=SR_48K, note_off_s=note_off_s)
+    ref = envelope_levels(e, np.arange(n) / SR_48K, note_off_s=note_off_s)
+    np.testing.assert_allclose(fast, ref, rtol=2e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("algorithm", ["dx7_18", "serial"])
+def test_random_exponential_patches_snr_against_float64_reference(algorithm, rng):
+    for _ in range(3):
+        patch = random_patch(rng, algorithm)
+        patch["envelope"]["curve"] = "exponential"
+        assert snr_db(render_reference(patch), render(patch)) >= 80, patch
+
+
+def test_render_48k_applies_the_exponential_envelope_sample_exactly():
+    fc = 1234.5
+    patch = make_patch(carrier_hz=fc, envelope=vars(EXP))
+    y = render_48k(patch)
+    t = np.arange(y.size) / SR_48K
+    s = np.sin(2 * np.pi * fc * t)
+    env = envelope_levels(EXP, t, note_off_s=P.NOTE_OFF_S)
+    ok = np.abs(s) > 0.2
+    assert np.max(np.abs(y[ok] / s[ok] - env[ok])) < 1e-5
+    assert np.all(y[round((P.NOTE_OFF_S + EXP.release_s) * SR_48K) :] == 0)
+
+
+#: sha256 of renders of 12 linear patches (4 envelopes x 3 carriers, two timings)
+#: and 4 ADSR curves, taken before envelope curves existed (commit 80d3d37).
+LINEAR_RENDERS_SHA256 = (
+    "88ade95dc75122b342d7acd29ff47df90065b15a9c2c89d5af3c5ff28f1d5051"
+)
+
+
+def test_linear_patches_render_bit_identically_to_before_curves():
+    import hashlib
+
+    mods = [(2.0, 1.5), (1.0, 0.0), (3.0, 0.7), (1.0, 0.0), (0.5, 2.0)]
+    envs = [
+        {"attack_s": 0.01, "decay_s": 0.2, "sustain": 0.6, "release_s": 0.3},
+        {"attack_s": 0.0, "decay_s": 0.0, "sustain": 0.7, "release_s": 0.0},
+        {"attack_s": 0.5, "decay_s": 2.9, "sustain": 0.0, "release_s": 0.8},
+        {"attack_s": 0.3, "decay_s": 0.1, "sustain": 0.2, "release_s": 0.05},
+    ]
+    h = hashlib.sha256()
+    for i, e in enumerate(envs):
+        for hz in (110.0, 440.0, 3000.0):
+            p = make_patch(
+                carrier_hz=hz,
+                ratios=[r for r, _ in mods],
+                indices=[b for _, b in mods],
+                envelope=e,
+            )
+            if i == 3:
+                p["level"] = 0.5
+            h.update(render(p).tobytes())
+            h.update(render(p, duration_s=1.0, note_off_s=0.2).tobytes())
+        env = Envelope(**e)
+        h.update(
+            adsr_envelope(env, 4 * SR_48K, sample_rate=SR_48K, note_off_s=3.0).tobytes()
+        )
+    assert h.hexdigest() == LINEAR_RENDERS_SHA256
 
 
 # ------------------------------------------------------------------------ anti-aliasing

@@ -155,7 +155,10 @@ def test_set_patch_load_field_upload_and_syx(explorer, tmp_path, upload_entry):
     # a DX7 single-voice dump
     voice, _ = dx7.patch_to_voice(PATCH)
     explorer.patch_upload.value = (upload_entry("v.syx", dx7.voice_sysex(voice)),)
-    assert explorer.current_patch() == dx7.voice_to_patch(voice)
+    imported = dx7.voice_to_patch(voice)
+    assert explorer.current_patch() == imported
+    # imported with the exponential curve, the toggle shows it
+    assert explorer.curve.value == imported.envelope.curve == "exponential"
     # errors are one line in the status, and change nothing
     before = explorer.current_patch()
     explorer.patch_path.value = str(tmp_path / "missing.json")
@@ -387,3 +390,27 @@ def test_widget_classes_do_not_shadow_ipywidgets_internals():
         }
         assert "_compare_to_baselines" in own or cls is SynthExplorer
         assert not own & base, (cls.__name__, own & base)
+
+
+def test_curve_toggle_renders_the_exponential_envelope(explorer):
+    assert explorer.curve.value == "linear"
+    assert explorer.sliders["release_s"].max == pytest.approx(0.8)
+    linear = explorer.audio.copy()
+    explorer.curve.value = "exponential"
+    patch = explorer.current_patch()
+    assert patch.envelope.curve == "exponential"
+    np.testing.assert_array_equal(explorer.audio, render(patch, **SHORT))
+    assert not np.array_equal(explorer.audio, linear)
+    # the exponential release reaches 4.8 x the paper's 0.8 s
+    assert explorer.sliders["release_s"].max == pytest.approx(3.84)
+    long = patch_from_dict(
+        {
+            **PATCH,
+            "envelope": {**PATCH["envelope"], "release_s": 3.0, "curve": "exponential"},
+        }
+    )
+    assert explorer.set_patch(long) == long and explorer.status.value == ""
+    # back to linear: the release is clamped onto the paper's range
+    explorer.curve.value = "linear"
+    assert explorer.current_patch().envelope.release_s == pytest.approx(0.8)
+    assert explorer.current_patch().envelope.curve == "linear"

@@ -21,10 +21,11 @@ Everything an estimator measures from the audio alone, before it guesses a timbr
      the log magnitude), weighted by their power: the re-synthesis's partials then
      land on the original's bins, which the whole-note FFT metric rewards.
 
-* :func:`fit_envelope` fits the synthesizer's linear ADSR (note-off at 3 s) and a
+* :func:`fit_envelope` fits the synthesizer's ADSR (note-off at 3 s) and a
   ``level`` to the note's RMS envelope, in the log domain with a floor (errors in
   the quiet tail below about -50 dBFS are inaudible and barely move the log-mel
-  metric), by ``scipy.optimize.least_squares`` from several starting points.
+  metric), by ``scipy.optimize.least_squares`` from several starting points, once
+  for each envelope curve (linear, exponential), and keeps the better fit.
 """
 
 from __future__ import annotations
@@ -313,16 +314,26 @@ def estimate_f0(x, *, n_harmonics: int = 10) -> Pitch:
 
 
 def _adsr_curve(
-    attack_s, decay_s, sustain, release_s, level, *, n: int, note_off_s: float
+    attack_s,
+    decay_s,
+    sustain,
+    release_s,
+    level,
+    *,
+    n: int,
+    note_off_s: float,
+    curve: str = P.DEFAULT_ENVELOPE_CURVE,
 ) -> np.ndarray:
     """level x ADSR every :data:`_ENV_STEP` samples (same corners as
     :func:`fmlib.synth.engine.envelope_breakpoints`), float64 shape (n //
     _ENV_STEP,)."""
-    from fmlib.synth.engine import envelope_breakpoints
+    from fmlib.synth.engine import envelope_breakpoints, envelope_levels
 
-    env = Envelope(attack_s, decay_s, sustain, release_s)
-    pts = envelope_breakpoints(env, note_off_s=note_off_s)
+    env = Envelope(attack_s, decay_s, sustain, release_s, curve)
     t = (np.arange(n // _ENV_STEP) * _ENV_STEP + _ENV_STEP / 2) / P.SAMPLE_RATE
+    if curve != "linear":
+        return level * envelope_levels(env, t, note_off_s=note_off_s)
+    pts = envelope_breakpoints(env, note_off_s=note_off_s)
     times = np.array([p[0] for p in pts])
     levels = np.array([p[1] for p in pts])
     # Zero-length segments are steps: nudge equal times apart for np.interp.
@@ -339,7 +350,7 @@ def envelope_curve(
     note_off_s: float = P.NOTE_OFF_S,
 ) -> np.ndarray:
     """The carrier's gain ``level * adsr(t)`` sampled every :data:`_ENV_STEP` samples
-    of 16 kHz audio (at each step's centre).
+    of 16 kHz audio (at each step's centre), for the envelope's curve.
 
     Returns:
         float64 shape (n_samples // _ENV_STEP,), >= 0, linear amplitude.
@@ -352,6 +363,7 @@ def envelope_curve(
         level,
         n=n_samples,
         note_off_s=note_off_s,
+        curve=envelope.curve,
     )
 
 
@@ -377,34 +389,62 @@ def envelope_frame_rms(
 
 #: Bounds of the fitted envelope (attack, decay, sustain, release, level). Decay may
 #: run past note-off (a note still decaying when released); times stay within the
-#: renderer's valid range.
+#: renderer's valid range. The exponential release ends at -96 dB, so it gets the
+#: decay's longer bound: a slow tail (-20 dB a second) is then still in range.
 _ENV_LOW = np.array([0.0, 0.001, 0.0, 0.001, 1e-4])
 _ENV_HIGH = np.array([3.0, 20.0, 1.0, 4.0, P.LEVEL.valid_high])
+_ENV_HIGH_EXPONENTIAL = np.array([3.0, 20.0, 1.0, 20.0, P.LEVEL.valid_high])
 
 
-def fit_envelope(
+def envelope_bounds(curve: str) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds of a fitted (attack_s, decay_s, sustain, release_s,
+    level) for ``curve``: float64 shape (5,) each."""
+    high = _ENV_HIGH if curve == "linear" else _ENV_HIGH_EXPONENTIAL
+    return _ENV_LOW, high
+
+
+@dataclass(frozen=True)
+class EnvelopeFit:
+    """One curve's fit of :func:`fit_envelopes`.
+
+    Attributes:
+        envelope: The fitted envelope (its ``curve`` says which).
+        level: The carrier's output level, linear gain.
+        cost: Half the sum of squared log residuals (the fit's objective).
+    """
+
+    envelope: Envelope
+    level: float
+    cost: float
+
+
+def fit_envelopes(
     rms,
     *,
     n_samples: int = N_SAMPLES,
     note_off_s: float = P.NOTE_OFF_S,
     floor: float = ENVELOPE_FLOOR,
-) -> tuple[Envelope, float]:
-    """Fit a linear ADSR and a level to a note's frame RMS.
+    curves: tuple[str, ...] = P.ENVELOPE_CURVES,
+) -> tuple[EnvelopeFit, ...]:
+    """Fit an ADSR and a level to a note's frame RMS, once for each curve.
 
-    Minimises ``sum_t (log(floor + m_t) - log(floor + rms_t))**2`` where ``m_t`` is
-    :func:`envelope_frame_rms` of the candidate, by ``scipy.optimize.least_squares``
-    (trust region reflective, bounded) from three starting points derived from the
-    curve (peak time, level at note-off, release time); the best fit wins.
+    For each curve, minimises ``sum_t (log(floor + m_t) - log(floor + rms_t))**2``
+    where ``m_t`` is :func:`envelope_frame_rms` of the candidate, by
+    ``scipy.optimize.least_squares`` (trust region reflective, bounded) from three
+    starting points derived from the curve (peak time, level at note-off, release
+    time); the best start wins. The exponential curve's starts stretch the
+    release (and one decay) about 4.8 times, the time it takes to fall 96 dB
+    instead of 20.
 
     Args:
         rms: Frame RMS of the note, shape (1 + n_samples // 512,), linear.
         n_samples: Length of the note, samples at 16 kHz.
         note_off_s: Note-off time of the model, s (NSynth: 3 s).
         floor: Amplitude floor of the log, linear (default -50 dBFS).
+        curves: The curves to fit, names of :data:`fmlib.synth.params.ENVELOPE_CURVES`.
 
     Returns:
-        (envelope, level): the fitted :class:`~fmlib.synth.patch.Envelope` and the
-        carrier's output level.
+        One :class:`EnvelopeFit` per curve, in the order of ``curves``.
     """
     y = np.asarray(rms, dtype=np.float64)
     if y.ndim != 1 or y.size != 1 + n_samples // HOP_LENGTH:
@@ -422,27 +462,76 @@ def fit_envelope(
     attack0 = float(t[peak_i])
     sustain0 = float(np.clip(at_off / max(peak, 1e-9), 0.0, 1.0))
 
-    def residual(v: np.ndarray) -> np.ndarray:
-        env = Envelope(*v[:4])
-        m = envelope_frame_rms(env, v[4], n_samples=n_samples, note_off_s=note_off_s)
-        return np.log(floor + m) - target
+    fits = []
+    for curve in curves:
+        if curve not in P.ENVELOPE_CURVES:
+            raise InputError(
+                f"curves: {curve!r} is not valid; valid: "
+                + ", ".join(repr(c) for c in P.ENVELOPE_CURVES)
+            )
 
-    starts = [
-        [attack0, 0.3, sustain0, release0, peak],
-        [attack0, 2.0, 0.0, release0, peak],
-        [min(attack0, 0.01), 0.05, sustain0, 0.1, peak],
-    ]
-    best = None
-    for x0 in starts:
-        x0 = np.clip(np.array(x0, dtype=np.float64), _ENV_LOW, _ENV_HIGH)
-        x0 = np.minimum(np.maximum(x0, _ENV_LOW + 1e-6), _ENV_HIGH - 1e-6)
-        res = scipy.optimize.least_squares(
-            residual, x0, bounds=(_ENV_LOW, _ENV_HIGH), x_scale="jac", max_nfev=200
+        def residual(v: np.ndarray, curve=curve) -> np.ndarray:
+            env = Envelope(*v[:4], curve)
+            m = envelope_frame_rms(
+                env, v[4], n_samples=n_samples, note_off_s=note_off_s
+            )
+            return np.log(floor + m) - target
+
+        if curve == "linear":
+            starts = [
+                [attack0, 0.3, sustain0, release0, peak],
+                [attack0, 2.0, 0.0, release0, peak],
+                [min(attack0, 0.01), 0.05, sustain0, 0.1, peak],
+            ]
+        else:  # -96 dB instead of -20 dB: about 4.8 times longer
+            stretch = P.EXPONENTIAL_FLOOR_DB / -20.0
+            starts = [
+                [attack0, 0.3, sustain0, stretch * release0, peak],
+                [attack0, 2.0 * stretch, 0.0, stretch * release0, peak],
+                [min(attack0, 0.01), 0.05, sustain0, 0.1 * stretch, peak],
+            ]
+        low, high = envelope_bounds(curve)
+        best = None
+        for x0 in starts:
+            x0 = np.clip(np.array(x0, dtype=np.float64), low, high)
+            x0 = np.minimum(np.maximum(x0, low + 1e-6), high - 1e-6)
+            res = scipy.optimize.least_squares(
+                residual, x0, bounds=(low, high), x_scale="jac", max_nfev=200
+            )
+            if best is None or res.cost < best.cost:
+                best = res
+        v = best.x
+        env = Envelope(float(v[0]), float(v[1]), float(v[2]), float(v[3]), curve)
+        fits.append(EnvelopeFit(env, float(v[4]), float(best.cost)))
+    return tuple(fits)
+
+
+def best_fit(fits: tuple[EnvelopeFit, ...]) -> EnvelopeFit:
+    """The fit of lowest cost; the first one (linear) on a tie."""
+    return min(fits, key=lambda f: f.cost)
+
+
+def fit_envelope(
+    rms,
+    *,
+    n_samples: int = N_SAMPLES,
+    note_off_s: float = P.NOTE_OFF_S,
+    floor: float = ENVELOPE_FLOOR,
+    curves: tuple[str, ...] = P.ENVELOPE_CURVES,
+) -> tuple[Envelope, float]:
+    """Fit an ADSR and a level to a note's frame RMS: the better of the curves'
+    fits (see :func:`fit_envelopes` for the method and the arguments).
+
+    Returns:
+        (envelope, level): the fitted :class:`~fmlib.synth.patch.Envelope` (its
+        ``curve`` set) and the carrier's output level.
+    """
+    fit = best_fit(
+        fit_envelopes(
+            rms, n_samples=n_samples, note_off_s=note_off_s, floor=floor, curves=curves
         )
-        if best is None or res.cost < best.cost:
-            best = res
-    v = best.x
-    return Envelope(float(v[0]), float(v[1]), float(v[2]), float(v[3])), float(v[4])
+    )
+    return fit.envelope, fit.level
 
 
 # --------------------------------------------------------------------------- all
@@ -455,14 +544,17 @@ class Analysis:
     Attributes:
         pitch: The :class:`Pitch` (``pitch.f0_hz`` in Hz).
         rms: Frame RMS, float64 shape (126,) for 4 s, linear.
-        envelope: Fitted linear ADSR (note-off at 3 s).
+        envelope: Fitted ADSR (note-off at 3 s), the better curve.
         level: Fitted carrier output level (linear gain).
+        fits: Every curve's :class:`EnvelopeFit`, in
+            :data:`fmlib.synth.params.ENVELOPE_CURVES` order.
     """
 
     pitch: Pitch
     rms: np.ndarray
     envelope: Envelope
     level: float
+    fits: tuple[EnvelopeFit, ...] = ()
 
     @property
     def f0_hz(self) -> float:
@@ -481,5 +573,6 @@ def analyze(x, *, note_off_s: float = P.NOTE_OFF_S) -> Analysis:
     """
     a = _as_note(x)
     rms = frame_rms(a)
-    envelope, level = fit_envelope(rms, n_samples=a.size, note_off_s=note_off_s)
-    return Analysis(estimate_f0(a), rms, envelope, level)
+    fits = fit_envelopes(rms, n_samples=a.size, note_off_s=note_off_s)
+    best = best_fit(fits)
+    return Analysis(estimate_f0(a), rms, best.envelope, best.level, fits)

@@ -156,7 +156,8 @@ def _describe(result) -> str:
     e = p.envelope
     return (
         f"f0 {result.analysis.f0_hz:.2f} Hz; carrier {p.carrier_hz:.2f} Hz, {mods}; "
-        f"ADSR {e.attack_s:.3f}/{e.decay_s:.3f}/{e.sustain:.2f}/{e.release_s:.3f}, "
+        f"ADSR {e.attack_s:.3f}/{e.decay_s:.3f}/{e.sustain:.2f}/{e.release_s:.3f} "
+        f"{e.curve}, "
         f"level {p.level:.3f}"
     )
 

@@ -265,8 +265,8 @@ def plot_envelope(
     sample_rate: int = 1000,
     annotate: bool = True,
 ):
-    """The linear ADSR curve of :func:`fmlib.synth.engine.adsr_envelope`, segments
-    named.
+    """The ADSR curve of :func:`fmlib.synth.engine.adsr_envelope` (linear or
+    exponential, as ``envelope.curve`` says), segments named.
 
     Args:
         envelope: A :class:`fmlib.synth.patch.Envelope`.

@@ -289,13 +289,26 @@ def _spectrogram_db(y: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- controls
-def slider_range(name: str) -> tuple[float, float]:
+#: How much longer the release slider reaches for the exponential curve: its release
+#: falls 96 dB (to :data:`fmlib.synth.params.EXPONENTIAL_FLOOR_DB`) where the audible
+#: part of a linear release falls about 20 dB, so the same audible release takes
+#: about 96 / 20 = 4.8 times longer (a DX7 voice's release, imported, often does).
+EXPONENTIAL_RELEASE_STRETCH = P.EXPONENTIAL_FLOOR_DB / -20.0
+
+
+def slider_range(
+    name: str, *, curve: str = P.DEFAULT_ENVELOPE_CURVE
+) -> tuple[float, float]:
     """A slider's (low, high): the paper's range, except the modulation indices,
     which reach the renderer's valid maximum (:data:`fmlib.synth.params.INDEX`
-    ``valid_high``), since indices above the paper's 8 are meaningful (brighter)."""
+    ``valid_high``), since indices above the paper's 8 are meaningful (brighter),
+    and the release of the exponential ``curve``, which reaches
+    :data:`EXPONENTIAL_RELEASE_STRETCH` times the paper's 0.8 s."""
     spec = P.PARAMS[name]
     if spec is P.INDEX:
         return spec.low, spec.valid_high
+    if spec is P.RELEASE and curve == "exponential":
+        return spec.low, spec.high * EXPONENTIAL_RELEASE_STRETCH
     return spec.low, spec.high
 
 
@@ -394,7 +407,9 @@ class SynthExplorer(W.VBox):
         slider. algorithm: Dropdown over :data:`fmlib.synth.algorithms.ALGORITHMS`.
         midi: MIDI note of the carrier, kept in sync with the ``carrier_hz`` slider.
         snap: Toggle that snaps ratio sliders to
-        :data:`fmlib.synth.params.DISCRETE_RATIOS`. seed, random_button: The paper's
+        :data:`fmlib.synth.params.DISCRETE_RATIOS`. curve: Toggle buttons over
+        :data:`fmlib.synth.params.ENVELOPE_CURVES` (the envelope's decay and release:
+        straight lines in amplitude or in dB). seed, random_button: The paper's
         sampler (:func:`fmlib.datasets.sampler.sample_note`)
             with this seed; each click draws and then advances the seed.
         patch_path, load_button, patch_upload: Load a patch JSON or DX7 ``.syx``.
@@ -442,6 +457,8 @@ class SynthExplorer(W.VBox):
             name: _slider(name, float(v))
             for name, v in zip(P.TARGET_NAMES, start.to_vector(), strict=True)
         }
+        self._fit_release_range(start.envelope.curve)
+        self.sliders["release_s"].value = float(start.envelope.release_s)
         lo, hi = slider_range("carrier_hz")
         self.midi = W.BoundedFloatText(
             value=round(hz_to_midi(self.sliders["carrier_hz"].value), 2),
@@ -453,6 +470,17 @@ class SynthExplorer(W.VBox):
             layout=W.Layout(width="170px"),
         )
         self.midi.add_class("fmlib-midi")
+        self.curve = W.ToggleButtons(
+            options=list(P.ENVELOPE_CURVES),
+            value=start.envelope.curve,
+            description="curve",
+            tooltips=[
+                "decay and release: straight lines in amplitude (the paper's ADSR)",
+                "decay and release: straight lines in dB, as a DX7 plays",
+            ],
+            style={"button_width": "90px"},
+        )
+        self.curve.add_class("fmlib-curve")
         self.snap = W.ToggleButton(
             value=False, description="snap ratios", tooltip="to the discrete ratio set"
         )
@@ -517,7 +545,7 @@ class SynthExplorer(W.VBox):
         )
         self.image.add_class("fmlib-explorer-image")
 
-        for w in (self.algorithm, self.snap, *self.sliders.values()):
+        for w in (self.algorithm, self.snap, self.curve, *self.sliders.values()):
             w.observe(self._on_change, names="value")
         self.sliders["carrier_hz"].observe(self._carrier_to_midi, names="value")
         self.midi.observe(self._midi_to_carrier, names="value")
@@ -549,6 +577,7 @@ class SynthExplorer(W.VBox):
         env = names[1 + 2 * n :]
         rows += [W.HBox([self.sliders[env[0]], self.sliders[env[1]]])]
         rows += [W.HBox([self.sliders[env[2]], self.sliders[env[3]]])]
+        rows += [self.curve]
         rows += [
             W.HBox([W.Label("A: patch"), self.player]),
             self.reference_row,
@@ -571,7 +600,10 @@ class SynthExplorer(W.VBox):
         """The patch the controls describe (validated)."""
         vector = [self.sliders[name].value for name in P.TARGET_NAMES]
         return patch_from_vector(
-            vector, algorithm=self.algorithm.value, level=self.level
+            vector,
+            algorithm=self.algorithm.value,
+            level=self.level,
+            curve=self.curve.value,
         )
 
     def set_patch(self, patch: Patch | dict) -> Patch:
@@ -587,6 +619,8 @@ class SynthExplorer(W.VBox):
         self._updating = True
         try:
             self.algorithm.value = p.algorithm
+            self.curve.value = p.envelope.curve
+            self._fit_release_range(p.envelope.curve)
             for name, v in zip(P.TARGET_NAMES, p.to_vector(), strict=True):
                 s = self.sliders[name]
                 s.value = float(v)
@@ -604,7 +638,8 @@ class SynthExplorer(W.VBox):
 
     def randomize(self, seed: int | None = None) -> Patch:
         """A patch from the paper's sampler (note 0 of the dataset seeded ``seed``,
-        :func:`fmlib.datasets.sampler.sample_note`), keeping the selected algorithm.
+        :func:`fmlib.datasets.sampler.sample_note`), keeping the selected algorithm
+        and envelope curve.
 
         Args:
             seed: An integer >= 0; ``None`` takes the seed field and advances it, so
@@ -616,7 +651,9 @@ class SynthExplorer(W.VBox):
             seed = int(self.seed.value)
             self.seed.value = min(seed + 1, self.seed.max)
         vector = sample_note(int(seed), 0)
-        patch = patch_from_vector(vector, algorithm=self.algorithm.value)
+        patch = patch_from_vector(
+            vector, algorithm=self.algorithm.value, curve=self.curve.value
+        )
         self.set_patch(patch)
         return self.current_patch()
 
@@ -710,9 +747,25 @@ class SynthExplorer(W.VBox):
         self.distances_html.value = _distance_table({"A vs B": self.distances}, caption)
 
     # ----------------------------------------------------------------- events
+    def _fit_release_range(self, curve: str) -> None:
+        """Give the release slider the range of ``curve`` (:func:`slider_range`)."""
+        s = self.sliders["release_s"]
+        _, high = slider_range("release_s", curve=curve)
+        if high >= s.max:
+            s.max = high
+        else:
+            s.value = min(s.value, high)
+            s.max = high
+
     def _on_change(self, change) -> None:
         if self._updating:
             return
+        if change.get("owner") is self.curve:
+            self._updating = True
+            try:
+                self._fit_release_range(self.curve.value)
+            finally:
+                self._updating = False
         if self.snap.value:
             self._updating = True
             try:

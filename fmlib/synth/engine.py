@@ -6,7 +6,8 @@ Signal path for one note (paper, section 5.1.1):
    its output times its index (radians) is added to the *phase* of its target
    (phase modulation, as in the DX7). Parallel modulations are summed. The graph
    comes from :mod:`fmlib.synth.algorithms`.
-2. The carrier (amplitude 1.0) is multiplied by one linear ADSR envelope and by the
+2. The carrier (amplitude 1.0) is multiplied by one ADSR envelope (linear, or
+   exponential: decay and release straight lines in dB) and by the
    patch's ``level`` (1.0 unless the patch says otherwise: then nothing is multiplied,
    so such notes are bit-identical to notes rendered before ``level`` existed).
 3. The 48 kHz signal is low-passed and decimated by 3 to 16 kHz.
@@ -156,13 +157,22 @@ def _check_timing(duration_s: float, note_off_s: float) -> int:
 def envelope_breakpoints(
     envelope: Envelope, *, note_off_s: float
 ) -> list[tuple[float, float]]:
-    """Corners ``(time_s, level)`` of the piecewise-linear ADSR curve, in time order.
+    """Corners ``(time_s, level)`` of the ADSR curve, in time order.
 
     The curve rises 0 -> 1 over ``attack_s``, falls to ``sustain`` over ``decay_s``,
-    holds until ``note_off_s``, then falls linearly from whatever level it has at
-    note-off to 0 over ``release_s``; it is 0 after the last corner. A note-off
-    during the attack or decay releases from there. Two corners may share a time (a
-    zero-length segment): the level then steps to the later corner's level.
+    holds until ``note_off_s``, then falls from whatever level it has at note-off to
+    0 over ``release_s``; it is 0 after the last corner. A note-off during the
+    attack or decay releases from there. Two corners may share a time (a zero-length
+    segment): the level then steps to the later corner's level.
+
+    Between two corners the level is a straight line in amplitude, except, for the
+    ``"exponential"`` curve (:data:`fmlib.synth.params.ENVELOPE_CURVES`), between two
+    corners whose levels are both above 0: there it is a straight line in dB (see
+    :func:`segment_is_exponential`). The exponential curve's decay to a sustain at or
+    below :data:`fmlib.synth.params.EXPONENTIAL_FLOOR` ends at the floor and steps
+    to 0, and its release ends at the floor and steps to 0 at ``note_off_s +
+    release_s`` (two corners at that time); a release from a level at or below the
+    floor is a straight line in amplitude to 0.
     """
     a, d, s, r = (
         envelope.attack_s,
@@ -170,26 +180,52 @@ def envelope_breakpoints(
         envelope.sustain,
         envelope.release_s,
     )
+    exponential = envelope.curve == "exponential"
+    floor = P.EXPONENTIAL_FLOOR
+    # The decay's last level (the floor for a silent exponential sustain) and the
+    # level held after it.
+    decay_end, held = (floor, 0.0) if exponential and s <= floor else (s, s)
 
     def level(t: float) -> float:  # the envelope before any note-off
         if t < a:
             return t / a
         if t < a + d:
+            if exponential:
+                return decay_end ** ((t - a) / d)
             return 1.0 - (1.0 - s) * (t - a) / d
-        return s
+        return held
 
     points = [(0.0, 0.0 if a > 0 else 1.0)]
-    for t, v in ((a, 1.0), (a + d, s)):
+    corners = [(a, 1.0), (a + d, decay_end)]
+    if held != decay_end:  # an exponential decay to silence steps to 0
+        corners.append((a + d, held))
+    for t, v in corners:
         if t < note_off_s:
             points.append((t, v))
-    return points + [(note_off_s, level(note_off_s)), (note_off_s + r, 0.0)]
+    at_off = level(note_off_s)
+    points.append((note_off_s, at_off))
+    if exponential and at_off > floor:
+        points.append((note_off_s + r, floor))
+    return points + [(note_off_s + r, 0.0)]
+
+
+def segment_is_exponential(curve: str, v0: float, v1: float) -> bool:
+    """Whether the segment between corner levels ``v0`` and ``v1`` of
+    :func:`envelope_breakpoints` is a straight line in dB (else in amplitude): for
+    the exponential curve, when both levels are above 0 and differ."""
+    return curve == "exponential" and v0 > 0.0 and v1 > 0.0 and v0 != v1
 
 
 def _apply_envelope(
-    y: np.ndarray, points: list[tuple[float, float]], *, sample_rate: int
+    y: np.ndarray,
+    points: list[tuple[float, float]],
+    *,
+    sample_rate: int,
+    curve: str = P.DEFAULT_ENVELOPE_CURVE,
 ) -> None:
     """Multiply ``y`` (float32, sample ``n`` at time ``n / sample_rate``) in place by
-    the piecewise-linear curve through ``points`` (0 after the last one).
+    the curve through ``points`` (0 after the last one); ``curve`` says which
+    segments are straight lines in dB (:func:`segment_is_exponential`).
 
     Sample ``n`` belongs to the segment ``[t0, t1)`` holding ``n / sample_rate``, so
     every corner lands on the first sample at or after its time. Flat segments are a
@@ -207,13 +243,18 @@ def _apply_envelope(
         if v0 == v1:
             y[..., i0:i1] *= np.float32(v0)
             continue
-        # Level at sample i: v0 + slope * (i / sr - t0); offsets kept small for
-        # float64 accuracy, then one float32 multiply.
-        slope = (v1 - v0) / ((t1 - t0) * sample_rate)
+        # Position of sample i in samples from t0: offsets kept small for float64
+        # accuracy, then one float32 multiply.
         ramp = _SCRATCH.get("ramp", (i1 - i0,), np.float64)
         np.add(_SCRATCH.indices(i1 - i0), i0 - t0 * sample_rate, out=ramp)
-        ramp *= slope
-        ramp += v0
+        if segment_is_exponential(curve, v0, v1):
+            # v0 * (v1 / v0) ** (position / length), as exp of a line in log level
+            ramp *= math.log(v1 / v0) / ((t1 - t0) * sample_rate)
+            np.exp(ramp, out=ramp)
+            ramp *= v0
+        else:
+            ramp *= (v1 - v0) / ((t1 - t0) * sample_rate)
+            ramp += v0
         y[..., i0:i1] *= ramp
     y[..., first_sample(points[-1][0]) :] *= np.float32(points[-1][1])
 
@@ -221,10 +262,11 @@ def _apply_envelope(
 def adsr_envelope(
     envelope: Envelope, n_samples: int, *, sample_rate: int, note_off_s: float
 ) -> np.ndarray:
-    """Linear ADSR envelope (see :func:`envelope_breakpoints` for its shape).
+    """ADSR envelope, linear or exponential as ``envelope.curve`` says (see
+    :func:`envelope_breakpoints` for its shape).
 
     Args:
-        envelope: The ADSR settings (seconds and a level in [0, 1]).
+        envelope: The ADSR settings (seconds, a level in [0, 1] and a curve).
         n_samples: Length of the output.
         sample_rate: Samples per second, Hz.
         note_off_s: Note-off time, s (may lie beyond the end: no release).
@@ -235,7 +277,39 @@ def adsr_envelope(
     """
     env = np.ones(n_samples, dtype=np.float32)
     points = envelope_breakpoints(envelope, note_off_s=note_off_s)
-    _apply_envelope(env, points, sample_rate=sample_rate)
+    _apply_envelope(env, points, sample_rate=sample_rate, curve=envelope.curve)
+    return env
+
+
+def envelope_levels(
+    envelope: Envelope, t: np.ndarray, *, note_off_s: float
+) -> np.ndarray:
+    """The envelope at times ``t``, float64, evaluated segment by segment (an
+    implementation independent of :func:`_apply_envelope`; for the reference
+    render, the analysis and tests).
+
+    Args:
+        envelope: The ADSR settings.
+        t: float64 shape (n,), seconds, ascending.
+        note_off_s: Note-off time, s.
+
+    Returns:
+        float64 shape (n,), in [0, 1]. A time on a corner takes the later segment's
+        value, as :func:`_apply_envelope` does.
+    """
+    points = envelope_breakpoints(envelope, note_off_s=note_off_s)
+    t = np.asarray(t, dtype=np.float64)
+    env = np.zeros(t.shape)
+    for (t0, v0), (t1, v1) in zip(points[:-1], points[1:], strict=True):
+        i0, i1 = np.searchsorted(t, [t0, t1], side="left")
+        if i1 <= i0:
+            continue
+        part = t[i0:i1]
+        if segment_is_exponential(envelope.curve, v0, v1):
+            env[i0:i1] = v0 * (v1 / v0) ** ((part - t0) / (t1 - t0))
+        else:
+            env[i0:i1] = np.interp(part, [t0, t1], [v0, v1])
+    env[np.searchsorted(t, points[-1][0], side="left") :] = points[-1][1]
     return env
 
 
@@ -557,7 +631,7 @@ def _render_48k_into(
     y = blocks.reshape(-1)[:n]
     y[n_sound:] = 0.0  # the envelope is 0 there: nothing was computed
     points = envelope_breakpoints(patch.envelope, note_off_s=note_off_s)
-    _apply_envelope(y[:n_sound], points, sample_rate=sr)
+    _apply_envelope(y[:n_sound], points, sample_rate=sr, curve=patch.envelope.curve)
     if patch.level != P.DEFAULT_LEVEL:
         y[:n_sound] *= np.float32(patch.level)
     return y
@@ -635,22 +709,6 @@ def render_batch(
     return out
 
 
-def _reference_envelope(
-    envelope: Envelope, n_samples: int, *, sample_rate: int, note_off_s: float
-) -> np.ndarray:
-    """float64 ADSR by ``np.interp`` over the breakpoints: an implementation
-    independent of :func:`_apply_envelope`, for the reference render and tests."""
-    points = envelope_breakpoints(envelope, note_off_s=note_off_s)
-    t = np.arange(n_samples, dtype=np.float64) / sample_rate
-    env = np.zeros(n_samples)
-    # Segment by segment so that a zero-length segment is a clean step.
-    for (t0, v0), (t1, v1) in zip(points[:-1], points[1:], strict=True):
-        inside = (t >= t0) & (t < t1)
-        env[inside] = np.interp(t[inside], [t0, t1], [v0, v1])
-    env[t >= points[-1][0]] = points[-1][1]
-    return env
-
-
 def render_reference(
     patch: Patch | dict,
     *,
@@ -660,8 +718,8 @@ def render_reference(
     """Straightforward float64 render, the accuracy reference for :func:`render`.
 
     Every phase is ``2*pi*f*t`` in float64, all operators are computed over the
-    whole note, the envelope is a float64 ``np.interp``, and the same downsampling
-    is applied in float64.
+    whole note, the envelope is :func:`envelope_levels` in float64, and the same
+    downsampling is applied in float64.
 
     Returns:
         float64 array of shape (round(duration_s * 16000),).
@@ -678,7 +736,5 @@ def render_reference(
     for op in alg.render_order():
         mod = sum((out[src] for src in alg.sources(op)), np.zeros(n))
         out[op] = index[op] * np.sin(2 * np.pi * freq[op] * t + mod)
-    env = _reference_envelope(
-        patch.envelope, n, sample_rate=P.RENDER_SAMPLE_RATE, note_off_s=note_off_s
-    )
+    env = envelope_levels(patch.envelope, t, note_off_s=note_off_s)
     return downsample(out[CARRIER] * env * patch.level)

@@ -175,7 +175,8 @@ DECAY = ParamSpec(
     low=0.02,
     high=0.6,
     scale="linear",
-    description="Linear fall from 1 to the sustain level after the attack.",
+    description="Fall from 1 to the sustain level after the attack (a straight "
+    "line in amplitude, or in dB for the exponential curve).",
     valid_low=0.0,
     valid_high=60.0,
     low_inclusive=True,
@@ -197,13 +198,42 @@ RELEASE = ParamSpec(
     low=0.05,
     high=0.8,
     scale="linear",
-    description="Linear fall from the level at note-off to 0.",
+    description="Fall from the level at note-off to 0 (a straight line in "
+    "amplitude, or in dB to -96 dB for the exponential curve).",
     valid_low=0.0,
     valid_high=60.0,
     low_inclusive=True,
 )
 
 ENVELOPE_PARAMS: tuple[ParamSpec, ...] = (ATTACK, DECAY, SUSTAIN, RELEASE)
+
+#: Shapes of the envelope's decay and release (the attack is always a straight line
+#: in amplitude from 0 to 1):
+#:
+#: * ``"linear"`` (the default, the paper's ADSR): straight lines in amplitude.
+#: * ``"exponential"``: straight lines in dB, as a DX7's envelope generator moves
+#:   (a constant rate in log-amplitude). The decay goes from 0 dB to the sustain
+#:   level's dB over ``decay_s`` (halfway through it the level is
+#:   ``sqrt(sustain)``); the release goes from the level at note-off down to
+#:   :data:`EXPONENTIAL_FLOOR_DB` over ``release_s`` and is exactly 0 from the end
+#:   of the release on. A level at or below the floor is silence: a sustain of 0
+#:   (or any sustain at or below the floor) makes the decay end at the floor and
+#:   the level step to 0 there, and a note released at or below the floor falls
+#:   linearly in amplitude to 0 (it is inaudible either way).
+#:
+#: Optional in a patch (``"curve"`` inside ``"envelope"``); not one of the paper's
+#: 15 targets.
+ENVELOPE_CURVES: tuple[str, ...] = ("linear", "exponential")
+#: Curve of a patch that does not name one: the paper's linear ADSR.
+DEFAULT_ENVELOPE_CURVE = "linear"
+#: Level, dB re full scale, at which the exponential curve ends (the release lands
+#: there, a sustain at or below it is silence). -96 dB is the range of the DX7's
+#: envelope generator (a 12-bit log-amplitude value in steps of 0.0235 dB, 4096 x
+#: 0.0235 = 96 dB) and of 16-bit audio; a finite floor is needed because a straight
+#: line in dB never reaches 0.
+EXPONENTIAL_FLOOR_DB = -96.0
+#: :data:`EXPONENTIAL_FLOOR_DB` as a linear amplitude (1.58e-5).
+EXPONENTIAL_FLOOR = 10.0 ** (EXPONENTIAL_FLOOR_DB / 20.0)
 
 LEVEL = ParamSpec(
     name="level",

@@ -12,6 +12,12 @@ closest valid key (a typo such as ``atack_s`` never passes silently)::
 optional: a patch without it plays at 1.0, the paper's amplitude, bit-identically to
 before ``level`` existed.
 
+``"curve"`` inside ``"envelope"`` is optional too: ``"linear"`` (the default, the
+paper's ADSR) or ``"exponential"`` (decay and release straight lines in dB, as a
+DX7 plays; see :data:`fmlib.synth.params.ENVELOPE_CURVES`). A patch without it is
+linear and renders bit-identically to before curves existed; :meth:`Patch.to_dict`
+writes the key only for a non-linear curve, so linear patches keep their JSON.
+
 Validation reads the limits of :mod:`fmlib.synth.params`; every error names the field
 and what is valid.
 """
@@ -42,12 +48,14 @@ class Modulator:
 
 @dataclass(frozen=True)
 class Envelope:
-    """Linear ADSR: times in seconds, ``sustain`` a level in [0, 1]."""
+    """ADSR: times in seconds, ``sustain`` a level in [0, 1], ``curve`` one of
+    :data:`fmlib.synth.params.ENVELOPE_CURVES` (the shape of decay and release)."""
 
     attack_s: float
     decay_s: float
     sustain: float
     release_s: float
+    curve: str = P.DEFAULT_ENVELOPE_CURVE
 
 
 @dataclass(frozen=True)
@@ -62,8 +70,9 @@ class Patch:
     level: float = P.DEFAULT_LEVEL
 
     def to_dict(self) -> dict[str, Any]:
-        """The patch in its JSON shape (plain floats)."""
-        return {
+        """The patch in its JSON shape (plain floats; ``envelope.curve`` only when
+        it is not the default, linear)."""
+        d = {
             "algorithm": self.algorithm,
             "carrier_hz": float(self.carrier_hz),
             "modulators": [
@@ -78,6 +87,9 @@ class Patch:
             },
             "level": float(self.level),
         }
+        if self.envelope.curve != P.DEFAULT_ENVELOPE_CURVE:
+            d["envelope"]["curve"] = self.envelope.curve
+        return d
 
     def to_vector(self) -> np.ndarray:
         """The 15 parameters in :data:`fmlib.synth.params.TARGET_NAMES` order,
@@ -118,7 +130,7 @@ def _mapping(value: Any, field: str) -> dict:
 #: The valid keys of each object of a patch document.
 TOP_KEYS = ("algorithm", "carrier_hz", "modulators", "envelope", "level")
 MODULATOR_KEYS = ("ratio", "index")
-ENVELOPE_KEYS = tuple(spec.name for spec in P.ENVELOPE_PARAMS)
+ENVELOPE_KEYS = tuple(spec.name for spec in P.ENVELOPE_PARAMS) + ("curve",)
 
 
 def _check_keys(d: dict, valid: tuple[str, ...], where: str) -> None:
@@ -186,6 +198,13 @@ def patch_from_dict(d: Any) -> Patch:
         )
         for spec in P.ENVELOPE_PARAMS
     }
+    curve = env.get("curve", P.DEFAULT_ENVELOPE_CURVE)
+    if not isinstance(curve, str) or curve not in P.ENVELOPE_CURVES:
+        raise InputError(
+            f"envelope.curve: {curve!r} is not valid; valid: "
+            + ", ".join(repr(c) for c in P.ENVELOPE_CURVES)
+        )
+    values["curve"] = curve
     level = P.DEFAULT_LEVEL
     if "level" in d:
         level = _number(d["level"], "level", P.LEVEL)
@@ -197,9 +216,11 @@ def patch_from_vector(
     *,
     algorithm: str = DEFAULT_ALGORITHM,
     level: float = P.DEFAULT_LEVEL,
+    curve: str = P.DEFAULT_ENVELOPE_CURVE,
 ) -> Patch:
     """Build a patch from 15 values in :data:`fmlib.synth.params.TARGET_NAMES` order
-    (and an optional ``level``, which is not one of the 15)."""
+    (and an optional ``level`` and envelope ``curve``, which are not among the
+    15)."""
     v = np.asarray(vector, dtype=np.float64).reshape(-1)
     if v.shape != (len(P.TARGET_NAMES),):
         raise InputError(
@@ -213,9 +234,16 @@ def patch_from_vector(
             "modulators": [
                 {"ratio": v[1 + i], "index": v[1 + n + i]} for i in range(n)
             ],
-            "envelope": dict(
-                zip([s.name for s in P.ENVELOPE_PARAMS], v[1 + 2 * n :], strict=True)
-            ),
+            "envelope": {
+                **dict(
+                    zip(
+                        [s.name for s in P.ENVELOPE_PARAMS],
+                        v[1 + 2 * n :],
+                        strict=True,
+                    )
+                ),
+                "curve": curve,
+            },
             "level": level,
         }
     )
