@@ -74,6 +74,17 @@ def test_end_to_end(model_dir, data_dir, tmp_path):
         metrics.logmel_distance(x, y),
         rel=0.02,  # WAV is 16-bit: tiny requantisation
     )
+    # the pred_* columns hold the whole patch: rebuilt, it renders the saved audio
+    from fmlib.synth.engine import render
+    from fmlib.synth.params import TARGET_NAMES
+    from fmlib.synth.patch import patch_from_vector
+
+    patch = patch_from_vector(
+        [ok.loc[name, f"pred_{n}"] for n in TARGET_NAMES],
+        level=ok.loc[name, "pred_level"],
+        curve=ok.loc[name, "pred_curve"],
+    )
+    assert np.max(np.abs(render(patch) - y)) < 2e-4  # 16-bit WAV
     cents = 1200 * np.log2(ok.pred_carrier_hz / ok.pitch.map(midi_to_hz))
     assert np.allclose(ok.pitch_error_cents, cents)
     # tables

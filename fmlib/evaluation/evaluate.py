@@ -102,7 +102,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     )
     + tuple(f"{m}_{k}" for m in METHODS for k in metrics.METRIC_NAMES)
     + tuple(f"pred_{name}" for name in TARGET_NAMES)
-    + ("pred_level",)
+    + ("pred_level", "pred_curve")
 )
 
 
@@ -401,6 +401,7 @@ def _process_batch(
                 }
             )
             row["pred_level"] = float(patch.level)
+            row["pred_curve"] = patch.envelope.curve
             if audio_dir is not None:
                 write_wav(audio_dir / f"{info['note_str']}.wav", y, SAMPLE_RATE)
         except (InputError, ValueError, FloatingPointError) as exc:
