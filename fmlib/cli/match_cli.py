@@ -68,7 +68,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="a trained CNN folder whose prediction is one more starting point",
+        help="a trained model folder whose prediction is one more starting point "
+        "(default: the model shipped in the package, fmnet)",
+    )
+    parser.add_argument(
+        "--no-model",
+        action="store_true",
+        help="start from the analysis alone, without a model's prediction",
     )
 
 
@@ -103,6 +109,21 @@ def _single_outputs(args) -> dict[str, Path]:
 
 
 # --------------------------------------------------------------------------- work
+
+
+def start_model(model, *, no_model: bool = False):
+    """The model folder whose patch starts the search: ``model`` when given, else the
+    shipped model (:data:`fmlib.paths.SHIPPED_MODEL_DIR`) when it is there; None
+    with ``no_model``."""
+    from fmlib import paths
+
+    if no_model:
+        if model is not None:
+            raise InputError("--model and --no-model: give one of them, not both")
+        return None
+    if model is None and (paths.SHIPPED_MODEL_DIR / "model.json").is_file():
+        return paths.SHIPPED_MODEL_DIR
+    return model
 
 
 def _load_cnn(model_dir):
@@ -343,6 +364,7 @@ def _record(failures: dict, path: Path, stem: str, error: str | None) -> None:
 def run(args: argparse.Namespace) -> int:
     if isinstance(args.seed, bool) or args.seed < 0:
         raise InputError(f"--seed: {args.seed} is not valid; valid: an integer >= 0")
+    args.model = start_model(args.model, no_model=getattr(args, "no_model", False))
     src = Path(args.input)
     if src.is_dir():
         return _run_folder(args)

@@ -64,9 +64,13 @@ class CNNEstimator(Estimator):
         self.model_dir = Path(model_dir) if model_dir is not None else None
 
     @classmethod
-    def load(cls, model_dir: str | os.PathLike) -> CNNEstimator:
+    def load(cls, model_dir: str | os.PathLike | None = None) -> CNNEstimator:
+        """Load a model folder of any kind (paper CNN or fmnet); None: the shipped
+        model (:data:`fmlib.paths.SHIPPED_MODEL_DIR`)."""
         from fmlib.estimate.predict import load_predictor
+        from fmlib.paths import SHIPPED_MODEL_DIR
 
+        model_dir = SHIPPED_MODEL_DIR if model_dir is None else model_dir
         return cls(load_predictor(model_dir), model_dir)
 
     def identity(self) -> dict:
@@ -75,6 +79,7 @@ class CNNEstimator(Estimator):
         return {
             "method": "cnn",
             "model_dir": str(self.model_dir.resolve()),
+            "model_kind": getattr(self.predictor, "kind", "cnn"),
             "model_fingerprint": model_fingerprint(self.model_dir),
         }
 
@@ -150,8 +155,11 @@ def make_estimator(
     """Build an estimator by name.
 
     Args:
-        method: "cnn" (needs ``model_dir``) or "match".
-        model_dir: The CNN's folder; for "match", an optional starting model.
+        method: "cnn" (a trained model of any kind) or "match".
+        model_dir: The model's folder (paper CNN or fmnet); for "match", an optional
+            starting model. For "cnn", None means the shipped model
+            (:data:`fmlib.paths.SHIPPED_MODEL_DIR`); "match" uses it only when the
+            caller passes it.
         budget: For "match": candidate timbres per note (default
             :data:`fmlib.estimate.match.DEFAULT_BUDGET`).
         seed: For "match": the search seed.
@@ -163,8 +171,6 @@ def make_estimator(
     if model_dir is not None and not Path(model_dir).is_dir():
         raise MissingFileError(f"{model_dir}: no such model folder")
     if method == "cnn":
-        if model_dir is None:
-            raise InputError("method cnn: give the trained model folder (--model)")
         return CNNEstimator.load(model_dir)
     from fmlib.estimate.match import DEFAULT_BUDGET
 
