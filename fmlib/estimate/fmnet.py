@@ -215,9 +215,9 @@ def build_fmnet(
     keras, _ = _keras_objects()
     layers = keras.layers
     c = merge_config(config)
-    bands = keras.Input((N_BANDS,), name="in_bands")
-    env = keras.Input((N_ENV,), name="in_envelope")
-    scalars = keras.Input((N_SCALARS,), name="in_scalars")
+    bands = keras.Input((N_BANDS,), name="bands")
+    env = keras.Input((N_ENV,), name="envelope")
+    scalars = keras.Input((N_SCALARS,), name="scalars")
     parts = split_features(features) if features is not None else None
     norm = {}
     for name, shape in (
