@@ -301,23 +301,39 @@ def level_for(envelope, rms) -> float:
     return float(np.clip(level, 1e-4, P.LEVEL.valid_high))
 
 
-def decode(outputs: dict[str, np.ndarray], f0_hz, multiples) -> np.ndarray:
+#: How :func:`decode` turns the ratio classes into ratios.
+DECODE_MODES = ("argmax", "mean")
+
+
+def decode(
+    outputs: dict[str, np.ndarray], f0_hz, multiples, *, mode: str = "argmax"
+) -> np.ndarray:
     """Parameter vectors from the model's outputs.
 
     Args:
         outputs: The model's four outputs for n notes.
         f0_hz: float (n,) the tracker's f0.
         multiples: The model's carrier classes.
+        mode: "argmax" (the patch: each ratio the most probable discrete ratio) or
+            "mean" (each ratio the expected value under the predicted class
+            probabilities: the least-squares estimate, what R² rewards; not a
+            discrete ratio).
 
     Returns:
         float64 (n, 15), TARGET_NAMES order, every value inside the paper's range.
     """
+    if mode not in DECODE_MODES:
+        raise InputError(f"mode: {mode!r} is not valid; valid: argmax, mean")
     f0 = np.asarray(f0_hz, dtype=np.float64)
     n = len(f0)
     v = np.empty((n, len(P.TARGET_NAMES)))
     mult = np.asarray(multiples, dtype=np.float64)
     v[:, T.CARRIER_COL] = f0 * mult[np.argmax(outputs["carrier"], axis=-1)]
-    v[:, T.RATIO_COLS] = T.RATIO_CLASSES[np.argmax(outputs["ratios"], axis=-1)]
+    probs = np.asarray(outputs["ratios"], dtype=np.float64)
+    if mode == "mean":
+        v[:, T.RATIO_COLS] = probs @ T.RATIO_CLASSES
+    else:
+        v[:, T.RATIO_COLS] = T.RATIO_CLASSES[np.argmax(probs, axis=-1)]
     v[:, T.INDEX_COLS] = np.asarray(outputs["indices"]) * INDEX_SCALE
     e = np.asarray(outputs["adsr"], dtype=np.float64)
     for j, (spec, c) in enumerate(zip(ENV_SPECS, T.ENV_COLS, strict=True)):
@@ -572,10 +588,15 @@ def train_fmnet(
     save_fmnet(model, out / "model.keras", config=c, n_multiples=len(multiples))
     t_ok = np.all(np.isfinite(test_feats), axis=1)
     test_vec = T.canonical_order(test_ds.vectors(), algorithm=test_ds.algorithm)
-    pred = decode(
-        predict_arrays(model, test_feats[t_ok]), test_pitch[t_ok, 0], multiples
+    outputs = predict_arrays(model, test_feats[t_ok])
+    metrics, metrics_mean = (
+        T.parameter_metrics(
+            decode(outputs, test_pitch[t_ok, 0], multiples, mode=mode),
+            test_vec[t_ok],
+            algorithm=test_ds.algorithm,
+        )
+        for mode in DECODE_MODES
     )
-    metrics = T.parameter_metrics(pred, test_vec[t_ok], algorithm=test_ds.algorithm)
     cover = T.carrier_labels(test_vec[t_ok, 0], test_pitch[t_ok, 0], multiples) >= 0
     meta = {
         **ident,
@@ -597,6 +618,7 @@ def train_fmnet(
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "versions": _versions(),
         "test_metrics": metrics,
+        "test_metrics_mean_decoding": metrics_mean,
         "complete": True,
     }
     files.write_json(meta_path, meta)
