@@ -111,21 +111,6 @@ def _single_outputs(args) -> dict[str, Path]:
 # --------------------------------------------------------------------------- work
 
 
-def start_model(model, *, no_model: bool = False):
-    """The model folder whose patch starts the search: ``model`` when given, else the
-    shipped model (:data:`fmlib.paths.SHIPPED_MODEL_DIR`) when it is there; None
-    with ``no_model``."""
-    from fmlib import paths
-
-    if no_model:
-        if model is not None:
-            raise InputError("--model and --no-model: give one of them, not both")
-        return None
-    if model is None and (paths.SHIPPED_MODEL_DIR / "model.json").is_file():
-        return paths.SHIPPED_MODEL_DIR
-    return model
-
-
 def _load_cnn(model_dir):
     if model_dir is None:
         return None
@@ -364,6 +349,8 @@ def _record(failures: dict, path: Path, stem: str, error: str | None) -> None:
 def run(args: argparse.Namespace) -> int:
     if isinstance(args.seed, bool) or args.seed < 0:
         raise InputError(f"--seed: {args.seed} is not valid; valid: an integer >= 0")
+    from fmlib.estimate.estimators import start_model
+
     args.model = start_model(args.model, no_model=getattr(args, "no_model", False))
     src = Path(args.input)
     if src.is_dir():

@@ -145,6 +145,27 @@ class MatchEstimator(Estimator):
         return patches
 
 
+def start_model(model, *, no_model: bool = False):
+    """The model folder whose patch starts ``match``'s search (the ``match`` and
+    ``evaluate --method match`` commands): ``model`` when given, else the shipped
+    model (:data:`fmlib.paths.SHIPPED_MODEL_DIR`) when it is there; None with
+    ``no_model``. (:class:`MatchEstimator` itself starts from a model only when it is
+    given one, so library callers and the notebooks choose explicitly.)
+
+    Raises:
+        InputError: both a model and ``no_model``.
+    """
+    from fmlib import paths
+
+    if no_model:
+        if model is not None:
+            raise InputError("--model and --no-model: give one of them, not both")
+        return None
+    if model is None and (paths.SHIPPED_MODEL_DIR / "model.json").is_file():
+        return paths.SHIPPED_MODEL_DIR
+    return model
+
+
 def make_estimator(
     method: str,
     *,

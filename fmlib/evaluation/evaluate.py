@@ -614,6 +614,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "the shipped fmnet; match: an optional start)",
     )
     parser.add_argument(
+        "--no-model",
+        action="store_true",
+        help="match: no model's patch among the starting hypotheses (default: the "
+        "shipped fmnet's, or --model's)",
+    )
+    parser.add_argument(
         "--budget", type=int, default=None, help="match: candidate timbres per note"
     )
     parser.add_argument("--seed", type=int, default=0, help="match: search seed")
@@ -629,8 +635,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    model = args.model
+    if args.no_model and (args.method != "match" or model is not None):
+        raise InputError("--no-model: only for --method match, and without --model")
+    if args.method == "match" and model is None and not args.no_model:
+        from fmlib.estimate.estimators import start_model
+
+        model = start_model(None)
     out = evaluate(
-        args.model,
+        model,
         args.data,
         args.out,
         method=args.method,
