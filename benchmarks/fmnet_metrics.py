@@ -28,12 +28,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 
-def predictions(
-    model_dir: Path, test: Path, *, mode: str = "argmax"
-) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted (n, 15), truth (n, 15)) on the test dataset's notes. ``mode``:
-    fmnet's decoding (:func:`fmlib.estimate.fmnet.decode`); for the paper CNN,
-    "argmax" gives its post-processed patches, "mean" its raw outputs."""
+def predictions(model_dir: Path, test: Path) -> tuple[dict, np.ndarray]:
+    """({mode: predicted (n, 15)}, truth (n, 15)) on the test dataset's notes. Modes:
+    fmnet's decodings (:func:`fmlib.estimate.fmnet.decode`); for the paper CNN,
+    "argmax" is its post-processed patches, "mean" its raw outputs."""
     from fmlib.datasets.dataset_reader import open_dataset
     from fmlib.estimate import fmnet_targets as T
     from fmlib.estimate.predict import load_predictor
@@ -47,9 +45,11 @@ def predictions(
         from fmlib.paths import FEATURES_DIR
 
         feats, pitch = ensure_features(test, FEATURES_DIR / test.name)
-        return decode(
-            predict_arrays(pred.model, feats), pitch[:, 0], pred.multiples
-        ), truth
+        out = predict_arrays(pred.model, feats)
+        return {
+            m: decode(out, pitch[:, 0], pred.multiples, mode=m)
+            for m in ("argmax", "mean")
+        }, truth
     from fmlib.estimate.model import postprocess
 
     raw = np.concatenate(
@@ -58,7 +58,7 @@ def predictions(
             for i in range(0, ds.n, 256)
         ]
     )
-    return (postprocess(raw) if mode == "argmax" else raw), truth
+    return {"argmax": postprocess(raw), "mean": raw}, truth
 
 
 def main() -> None:
@@ -74,25 +74,27 @@ def main() -> None:
     from fmlib.estimate import fmnet_targets as T
 
     cols = {}
-    for m, mode in [(m, mode) for m in args.models for mode in ("argmax", "mean")]:
-        pred, truth = predictions(m, args.test, mode=mode)
-        met = T.parameter_metrics(pred, truth, algorithm="dx7_18")
-        col = {
-            "carrier median |cents|": met["carrier_hz"]["median_cents"],
-            "carrier within 25 cents (%)": 100 * met["carrier_hz"]["within_25_cents"],
-            "carrier R²": met["carrier_hz"]["r2"],
-        }
-        for k in range(1, 6):
-            col[f"ratio_{k} R² (audible)"] = met[f"ratio_{k}"]["r2"]
-            col[f"ratio_{k} R² (all)"] = met[f"ratio_{k}"]["r2_all"]
-            col[f"ratio_{k} exact (%)"] = 100 * met[f"ratio_{k}"]["exact"]
-        for k in range(1, 6):
-            col[f"index_{k} R² (audible)"] = met[f"index_{k}"]["r2"]
-            col[f"index_{k} R² (all)"] = met[f"index_{k}"]["r2_all"]
-        for name in ("attack_s", "decay_s", "sustain", "release_s"):
-            col[f"{name} R²"] = met[name]["r2"]
-        cols[f"{m.name} ({'patch' if mode == 'argmax' else 'raw'})"] = col
-        print(m.name, mode, json.dumps({k: round(v, 3) for k, v in col.items()}))
+    for m in args.models:
+        preds, truth = predictions(m, args.test)
+        for mode, pred in preds.items():
+            met = T.parameter_metrics(pred, truth, algorithm="dx7_18")
+            col = {
+                "carrier median abs. error (cents)": met["carrier_hz"]["median_cents"],
+                "carrier within 25 cents (%)": 100
+                * met["carrier_hz"]["within_25_cents"],
+                "carrier R²": met["carrier_hz"]["r2"],
+            }
+            for k in range(1, 6):
+                col[f"ratio_{k} R² (audible)"] = met[f"ratio_{k}"]["r2"]
+                col[f"ratio_{k} R² (all)"] = met[f"ratio_{k}"]["r2_all"]
+                col[f"ratio_{k} exact (%)"] = 100 * met[f"ratio_{k}"]["exact"]
+            for k in range(1, 6):
+                col[f"index_{k} R² (audible)"] = met[f"index_{k}"]["r2"]
+                col[f"index_{k} R² (all)"] = met[f"index_{k}"]["r2_all"]
+            for name in ("attack_s", "decay_s", "sustain", "release_s"):
+                col[f"{name} R²"] = met[name]["r2"]
+            cols[f"{m.name} ({'patch' if mode == 'argmax' else 'raw'})"] = col
+            print(m.name, mode, json.dumps({k: round(v, 3) for k, v in col.items()}))
     df = pd.DataFrame(cols)
     df.index.name = "metric"
     print(df.round(3).to_string())
