@@ -260,7 +260,7 @@ def test_shipped_model_folder_is_complete_and_small():
 
 
 def test_match_start_model_defaults_to_the_shipped_one():
-    from fmlib.cli.match_cli import start_model
+    from fmlib.estimate.estimators import start_model
     from fmlib.paths import SHIPPED_MODEL_DIR
 
     assert start_model(None) == SHIPPED_MODEL_DIR
@@ -268,3 +268,33 @@ def test_match_start_model_defaults_to_the_shipped_one():
     assert start_model(None, no_model=True) is None
     with pytest.raises(InputError, match="not both"):
         start_model("m", no_model=True)
+
+
+def test_train_fmnet_command_checks_its_arguments(tiny_dataset, tmp_path, capsys):
+    from fmlib.cli import main
+
+    args = ["train", "--arch", "fmnet", "--data", str(tiny_dataset)]
+    assert main([*args, "--out", str(tmp_path / "m")]) == 2
+    assert "give the test notes (--test-data" in capsys.readouterr().err
+    bad = [
+        *args,
+        "--test-data",
+        str(tmp_path / "nothing"),
+        "--out",
+        str(tmp_path / "m"),
+    ]
+    assert main(bad) == 2
+    assert "no such" in capsys.readouterr().err
+    over = [*args, "--test-data", str(tiny_dataset), "--limit", "9999"]
+    assert main([*over, "--out", str(tmp_path / "m")]) == 2
+    assert "n: 9,999 is not valid" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_evaluate_without_a_model_uses_the_shipped_one(nsynth_dev_dir, tmp_path):
+    from fmlib.evaluation.evaluate import evaluate
+
+    out = evaluate(None, nsynth_dev_dir, tmp_path / "e", limit=2, progress=False)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["estimator"]["model_kind"] == "fmnet"
+    assert summary["n_ok"] == 2
