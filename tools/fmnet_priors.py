@@ -11,7 +11,9 @@ envelope ranges, and changes the ratios and indices:
   0-1 rad (20 %), 1-3 (20 %), 3-8 (10 %);
 * ``sparselow`` (the shipped model's): integer ratios weighted toward low ones
   (1: 4/14, 2: 3/14, 3: 2/14, 4..8: 1/14 each); each modulator muted half of the time,
-  else 0-1 rad (30 %), 1-3 (15 %), 3-8 (5 %).
+  else 0-1 rad (30 %), 1-3 (15 %), 3-8 (5 %);
+* ``pair``: the indices of ``sparselow``, every ratio 1 or 2 (a small family of
+  mellow harmonic timbres).
 
 Writes ``data/datasets/fm-PRIOR-20000-s0`` (training) and ``fm-PRIOR-2000-s1`` (test).
 Resumable, like every dataset (``fmlib.datasets.dataset.generate_dataset``).
@@ -45,6 +47,15 @@ PRIORS = {
     },
     "sparselow": {
         "ratio_set": (1.0,) * 4 + (2.0,) * 3 + (3.0,) * 2 + (4.0, 5.0, 6.0, 7.0, 8.0),
+        "index_bins": (
+            (0.0, 0.0, 0.5),
+            (0.0, 1.0, 0.3),
+            (1.0, 3.0, 0.15),
+            (3.0, 8.0, 0.05),
+        ),
+    },
+    "pair": {
+        "ratio_set": (1.0, 2.0),
         "index_bins": (
             (0.0, 0.0, 0.5),
             (0.0, 1.0, 0.3),
