@@ -18,6 +18,9 @@ DATA_DIR = PROJECT_ROOT / "data"
 DATASETS_DIR = DATA_DIR / "datasets"
 MODELS_DIR = DATA_DIR / "models"
 EVALUATIONS_DIR = DATA_DIR / "evaluations"
+#: Cached input features of fmnet, one folder per dataset
+#: (:mod:`fmlib.datasets.feature_cache`).
+FEATURES_DIR = DATA_DIR / "features"
 DOWNLOADS_DIR = DATA_DIR / "downloads"
 #: The official NSynth test split, once downloaded and extracted.
 NSYNTH_TEST_DIR = DATA_DIR / "nsynth-test"
@@ -38,6 +41,10 @@ INTERACTIVE_DIR = Path(
 FIGURES_DIR = PROJECT_ROOT / "figures"
 RESULTS_DIR = PROJECT_ROOT / "results"
 TABLES_DIR = RESULTS_DIR / "tables"
+
+#: The model shipped inside the package (fmnet, issue 12): found from any working
+#: folder, used when ``predict``, ``evaluate --method cnn`` or ``match`` get no model.
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "shipped" / "fmnet"
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 PROFILES_DIR = PROJECT_ROOT / "profiles"

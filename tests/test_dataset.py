@@ -441,3 +441,38 @@ def test_cli_prior(tmp_path, capsys):
     assert main(argv) == 2  # the default prior is the paper's: another config
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "prior is 'musical', asked 'paper'" in err[0], err
+
+
+def test_a_prefix_is_the_smaller_dataset_of_the_same_seed(reference, tmp_path):
+    full = D.open_dataset(reference)
+    head = D.open_dataset(reference, n=10)
+    assert len(head) == 10 and head.vectors().shape == (10, 15)
+    np.testing.assert_array_equal(head.vectors(), full.vectors()[:10])
+    np.testing.assert_array_equal(head.read([9]), full.read([9]))
+    with pytest.raises(InputError, match=r"must be in \[0, 10\)"):
+        head.read([10])
+    small = tmp_path / "small"
+    D.generate_dataset(small, n=10, seed=3, workers=1, progress=False)
+    np.testing.assert_array_equal(
+        D.open_dataset(small).read(slice(None)), head.read(slice(None))
+    )
+    with pytest.raises(InputError, match="n: 25 is not valid"):
+        D.open_dataset(reference, n=25)
+
+
+def test_a_prefix_of_finished_shards_opens_while_the_rest_generates(
+    reference, tmp_path
+):
+    copy = tmp_path / "partial"
+    for rel, data in _files(reference).items():
+        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        (copy / rel).write_bytes(data)
+    m = json.loads((copy / "manifest.json").read_text())
+    m["complete"] = False
+    m["shards"][2]["sha256"] = None  # notes 16..23 not rendered yet
+    (copy / "manifest.json").write_text(json.dumps(m))
+    assert len(D.open_dataset(copy, n=16)) == 16
+    with pytest.raises(InputError, match="not all finished"):
+        D.open_dataset(copy, n=17)
+    with pytest.raises(InputError, match="unfinished"):
+        D.open_dataset(copy)

@@ -68,7 +68,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="a trained CNN folder whose prediction is one more starting point",
+        help="a trained model folder whose prediction is one more starting point "
+        "(default: the model shipped in the package, fmnet)",
+    )
+    parser.add_argument(
+        "--no-model",
+        action="store_true",
+        help="start from the analysis alone, without a model's prediction",
     )
 
 
@@ -344,6 +350,9 @@ def _record(failures: dict, path: Path, stem: str, error: str | None) -> None:
 def run(args: argparse.Namespace) -> int:
     if isinstance(args.seed, bool) or args.seed < 0:
         raise InputError(f"--seed: {args.seed} is not valid; valid: an integer >= 0")
+    from fmlib.estimate.estimators import start_model
+
+    args.model = start_model(args.model, no_model=getattr(args, "no_model", False))
     src = Path(args.input)
     if src.is_dir():
         return _run_folder(args)

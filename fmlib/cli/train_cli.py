@@ -1,4 +1,11 @@
-"""``python -m fmlib train``: train the paper's CNN on a dataset folder."""
+"""``python -m fmlib train``: train the paper's CNN (default) or fmnet on a dataset.
+
+``--arch fmnet`` (design A, dense layers) or ``--arch fmnet-conv`` (design B,
+convolutions along the f0-relative frequency axis) train
+:mod:`fmlib.estimate.fmnet`: ``--data`` gives the training notes (``--limit N``: its
+first N), ``--test-data`` the test notes (another seed). Rerunning the same command
+resumes (features from the cache, training from the last finished epoch).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +17,25 @@ from fmlib.datasets.dataset_reader import open_dataset
 from fmlib.errors import InputError
 from fmlib.estimate.train_results import HISTORY_CSV
 
+#: ``--arch`` values: the paper's CNN and the two fmnet designs.
+ARCHS = {"cnn": None, "fmnet": "mlp", "fmnet-conv": "conv"}
+
 
 def configure_parser(parser) -> None:
     parser.add_argument("--data", required=True, help="dataset folder")
+    parser.add_argument(
+        "--arch",
+        choices=tuple(ARCHS),
+        default="cnn",
+        help="cnn: the paper's CNN (default); fmnet, fmnet-conv: the pitch-aware "
+        "network, designs A and B",
+    )
+    parser.add_argument(
+        "--test-data", default=None, help="fmnet: dataset folder of the test notes"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="fmnet: processes for the features"
+    )
     parser.add_argument("--out", required=True, help="model folder (created)")
     parser.add_argument("--epochs", type=int, default=None, help="default 200")
     parser.add_argument("--seed", type=int, default=0, help="default 0")
@@ -22,7 +45,7 @@ def configure_parser(parser) -> None:
         "--limit",
         type=int,
         default=None,
-        help="use only the first N notes (smoke runs)",
+        help="use only the first N notes (smoke runs; fmnet: its training notes)",
     )
     parser.add_argument(
         "--force", action="store_true", help="discard the model folder and retrain"
@@ -46,6 +69,8 @@ def run(args) -> int:
         raise InputError(f"--limit: {args.limit} is not valid; use >= 3 notes")
     if args.seed < 0:
         raise InputError(f"--seed: {args.seed} is not valid; use an integer >= 0")
+    if args.arch != "cnn":
+        return _run_fmnet(args, overrides)
     # Every path checked before Keras is imported.
     data = files.check_input(args.data, kind="folder", what="dataset folder")
     out = files.check_output(args.out, kind="folder")
@@ -68,6 +93,43 @@ def run(args) -> int:
 
     paths = plot_history_figures(pd.read_csv(model_dir / HISTORY_CSV), model_dir)
     print(f"figures: {', '.join(p.name for p in paths)}")
+    return 0
+
+
+def _run_fmnet(args, overrides: dict[str, Any]) -> int:
+    if args.test_data is None:
+        raise InputError("--arch fmnet: give the test notes (--test-data DATASET)")
+    if args.force:
+        raise InputError("--force: not supported for fmnet; give another --out")
+    if args.workers < 1:
+        raise InputError(f"--workers: {args.workers} is not valid; use >= 1")
+    data = files.check_input(args.data, kind="folder", what="dataset folder")
+    test = files.check_input(args.test_data, kind="folder", what="dataset folder")
+    out = files.check_output(args.out, kind="folder")
+    files.check_distinct({"--out": out}, {"--data": data, "--test-data": test})
+    open_dataset(data, n=args.limit)  # refused here, before any work
+    open_dataset(test)
+    config: dict[str, Any] = {"arch": ARCHS[args.arch]}
+    for key, value in overrides.items():
+        name = {"early_stopping_patience": "patience"}.get(key, key)
+        config[name] = value
+    from fmlib.estimate.fmnet import train_fmnet
+
+    meta = train_fmnet(
+        data,
+        test,
+        out,
+        n_train=args.limit,
+        config=config,
+        seed=args.seed,
+        workers=args.workers,
+    )
+    m = meta["test_metrics"]
+    print(f"carrier: median {m['carrier_hz']['median_cents']:.1f} cents")
+    for name, d in m.items():
+        if name != "carrier_hz":
+            print(f"{name}: R2 {d['r2']:.3f}")
+    print(f"model: {out}")
     return 0
 
 

@@ -139,11 +139,18 @@ class Dataset:
             :meth:`fmlib.datasets.sampler.SamplerConfig.to_dict`).
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any], manifest_hash: str):
+    def __init__(
+        self,
+        path: Path,
+        manifest: dict[str, Any],
+        manifest_hash: str,
+        *,
+        n: int | None = None,
+    ):
         self.path = path
         self.manifest = manifest
         self.manifest_hash = manifest_hash
-        self.n: int = manifest["n"]
+        self.n: int = manifest["n"] if n is None else int(n)
         self.shard_size: int = manifest["shard_size"]
         self.algorithm: str = manifest["config"]["sampler"]["algorithm"]
         self.prior: str = manifest["config"]["sampler"].get("prior", DEFAULT_PRIOR)
@@ -168,12 +175,12 @@ class Dataset:
 
         df = pd.read_csv(self.path / PARAMS_NAME, float_precision="round_trip")
         expected = [*P.TARGET_NAMES, "algorithm"]
-        if list(df.columns) != expected or len(df) != self.n:
+        if list(df.columns) != expected or len(df) != self.manifest["n"]:
             raise InputError(
-                f"{self.path / PARAMS_NAME}: expected {self.n} rows with columns "
-                f"{', '.join(expected)}"
+                f"{self.path / PARAMS_NAME}: expected {self.manifest['n']} rows with "
+                f"columns {', '.join(expected)}"
             )
-        return df
+        return df.iloc[: self.n].copy() if self.n < len(df) else df
 
     def vectors(self) -> np.ndarray:
         """All parameter vectors: float64 array of shape (n, 15), TARGET_NAMES order."""
@@ -237,31 +244,50 @@ class Dataset:
         return bad
 
 
-def open_dataset(path: str | os.PathLike) -> Dataset:
+def open_dataset(path: str | os.PathLike, *, n: int | None = None) -> Dataset:
     """Open a complete dataset folder made by :func:`generate_dataset`.
 
     Cheap: reads the manifest and checks that every shard has its expected size;
     :meth:`Dataset.verify` recomputes the checksums.
 
+    Args:
+        path: The dataset folder.
+        n: Open only its first ``n`` notes (default: all). Notes are drawn one by one
+            from their own random streams, so the first n notes of a dataset are the
+            n-note dataset of the same seed and sampler. The shards holding them must
+            be finished; the rest of the dataset may still be generating.
+
     Raises:
         MissingFileError: no such folder or no manifest in it.
-        InputError: not a dataset, an unfinished one, or a shard of the wrong size.
+        InputError: not a dataset, an unfinished one (or unfinished shards among
+            the first ``n`` notes), a shard of the wrong size, or a bad ``n``.
     """
     path = Path(path)
     if not (path / MANIFEST_NAME).is_file():
         raise MissingFileError(f"{path}: no dataset here (no {MANIFEST_NAME})")
     raw = (path / MANIFEST_NAME).read_bytes()
     manifest = _read_manifest(path)
-    if not manifest.get("complete"):
-        raise InputError(
-            f"{path}: the dataset is unfinished; rerun the same generate command "
-            "to complete it"
-        )
-    for shard in manifest["shards"]:
+    if n is not None:
+        n = check_int("n", n, low=1, high=manifest["n"])
+    shards = manifest["shards"]
+    if n is None or n == manifest["n"]:
+        if not manifest.get("complete"):
+            raise InputError(
+                f"{path}: the dataset is unfinished; rerun the same generate command "
+                "to complete it"
+            )
+    else:
+        shards = [s for s in shards if s["start"] < n]
+        if not all(s.get("sha256") for s in shards):
+            raise InputError(
+                f"{path}: the shards of its first {n:,} notes are not all finished; "
+                "rerun the generate command, or give a smaller n"
+            )
+    for shard in shards:
         f = path / shard["file"]
         if not f.is_file() or f.stat().st_size != _npy_size(shard["count"]):
             raise InputError(
                 f"{f}: missing or of the wrong size; rerun the generate command to "
                 "repair the dataset"
             )
-    return Dataset(path, manifest, files.bytes_sha256(raw))
+    return Dataset(path, manifest, files.bytes_sha256(raw), n=n)

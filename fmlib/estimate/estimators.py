@@ -64,9 +64,13 @@ class CNNEstimator(Estimator):
         self.model_dir = Path(model_dir) if model_dir is not None else None
 
     @classmethod
-    def load(cls, model_dir: str | os.PathLike) -> CNNEstimator:
+    def load(cls, model_dir: str | os.PathLike | None = None) -> CNNEstimator:
+        """Load a model folder of any kind (paper CNN or fmnet); None: the shipped
+        model (:data:`fmlib.paths.SHIPPED_MODEL_DIR`)."""
         from fmlib.estimate.predict import load_predictor
+        from fmlib.paths import SHIPPED_MODEL_DIR
 
+        model_dir = SHIPPED_MODEL_DIR if model_dir is None else model_dir
         return cls(load_predictor(model_dir), model_dir)
 
     def identity(self) -> dict:
@@ -75,6 +79,7 @@ class CNNEstimator(Estimator):
         return {
             "method": "cnn",
             "model_dir": str(self.model_dir.resolve()),
+            "model_kind": getattr(self.predictor, "kind", "cnn"),
             "model_fingerprint": model_fingerprint(self.model_dir),
         }
 
@@ -140,6 +145,27 @@ class MatchEstimator(Estimator):
         return patches
 
 
+def start_model(model, *, no_model: bool = False):
+    """The model folder whose patch starts ``match``'s search (the ``match`` and
+    ``evaluate --method match`` commands): ``model`` when given, else the shipped
+    model (:data:`fmlib.paths.SHIPPED_MODEL_DIR`) when it is there; None with
+    ``no_model``. (:class:`MatchEstimator` itself starts from a model only when it is
+    given one, so library callers and the notebooks choose explicitly.)
+
+    Raises:
+        InputError: both a model and ``no_model``.
+    """
+    from fmlib import paths
+
+    if no_model:
+        if model is not None:
+            raise InputError("--model and --no-model: give one of them, not both")
+        return None
+    if model is None and (paths.SHIPPED_MODEL_DIR / "model.json").is_file():
+        return paths.SHIPPED_MODEL_DIR
+    return model
+
+
 def make_estimator(
     method: str,
     *,
@@ -150,8 +176,11 @@ def make_estimator(
     """Build an estimator by name.
 
     Args:
-        method: "cnn" (needs ``model_dir``) or "match".
-        model_dir: The CNN's folder; for "match", an optional starting model.
+        method: "cnn" (a trained model of any kind) or "match".
+        model_dir: The model's folder (paper CNN or fmnet); for "match", an optional
+            starting model. For "cnn", None means the shipped model
+            (:data:`fmlib.paths.SHIPPED_MODEL_DIR`); "match" uses it only when the
+            caller passes it.
         budget: For "match": candidate timbres per note (default
             :data:`fmlib.estimate.match.DEFAULT_BUDGET`).
         seed: For "match": the search seed.
@@ -163,8 +192,6 @@ def make_estimator(
     if model_dir is not None and not Path(model_dir).is_dir():
         raise MissingFileError(f"{model_dir}: no such model folder")
     if method == "cnn":
-        if model_dir is None:
-            raise InputError("method cnn: give the trained model folder (--model)")
         return CNNEstimator.load(model_dir)
     from fmlib.estimate.match import DEFAULT_BUDGET
 

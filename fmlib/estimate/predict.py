@@ -1,6 +1,11 @@
 """Predicting a synthesizer patch for any sound with a trained model.
 
-``python -m fmlib predict MODEL_DIR INPUT.wav -o PATCH.json [--wav OUT.wav]``
+``python -m fmlib predict [MODEL_DIR] INPUT.wav -o PATCH.json [--wav OUT.wav]``
+
+Without MODEL_DIR the model shipped in the package (fmnet,
+:data:`fmlib.paths.SHIPPED_MODEL_DIR`) is used. The rest of this docstring describes
+the paper's CNN; fmnet (:mod:`fmlib.estimate.fmnet`) analyses the note (f0, harmonic
+features) and decodes classes instead.
 
 The input is brought to the model's format by :func:`prepare_audio` (mono, 16 kHz,
 exactly 4 s, each change reported), the network predicts 15 standardised values, the
@@ -26,6 +31,10 @@ from fmlib.estimate.model import INPUT_LENGTH, TargetScaler, postprocess
 from fmlib.synth import params as P
 from fmlib.synth.algorithms import DEFAULT_ALGORITHM
 from fmlib.synth.patch import Patch, patch_from_vector
+
+#: Kinds of model folder (``model.json``'s ``"kind"``; a folder without one is a
+#: paper CNN's).
+MODEL_KINDS = ("cnn", "fmnet")
 
 
 @dataclass
@@ -122,13 +131,24 @@ def check_model_folder(model_dir: str | os.PathLike) -> tuple[dict[str, Any], Pa
         )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        TargetScaler.from_dict(meta["scaler"])
+        if not isinstance(meta, dict):
+            raise TypeError("not a JSON object")
+        kind = meta.get("kind", "cnn")
+        if kind not in MODEL_KINDS:
+            raise InputError(
+                f"unknown model kind {kind!r}; valid: {', '.join(MODEL_KINDS)}"
+            )
+        if kind == "cnn":
+            TargetScaler.from_dict(meta["scaler"])
+        else:
+            [float(m) for m in meta["multiples"]]
     except (
         OSError,
         UnicodeDecodeError,
         json.JSONDecodeError,
         KeyError,
         TypeError,
+        ValueError,
     ) as exc:
         raise InputError(
             f"{meta_path}: not a valid model.json ({_one_line(exc)})"
@@ -145,15 +165,32 @@ def check_model_folder(model_dir: str | os.PathLike) -> tuple[dict[str, Any], Pa
     return meta, model_path
 
 
-def load_predictor(model_dir: str | os.PathLike) -> Predictor:
-    """Load a trained model folder (``model.keras`` with ``safe_mode=True`` and
-    ``model.json``'s scaler). The folder is checked before Keras is imported.
+def load_predictor(model_dir: str | os.PathLike | None = None):
+    """Load a trained model folder (``model.keras`` with ``safe_mode=True``); the
+    folder is checked before Keras is imported.
+
+    The folder's ``model.json`` declares its kind: ``"cnn"`` (the paper's CNN, the
+    default when no kind is given) gives a :class:`Predictor` with ``model.json``'s
+    scaler; ``"fmnet"`` gives a :class:`fmlib.estimate.fmnet.FMNetPredictor`. Both
+    have ``predict_patches(audio)``.
+
+    Args:
+        model_dir: The folder; None for the shipped model
+            (:data:`fmlib.paths.SHIPPED_MODEL_DIR`).
 
     Raises:
         MissingFileError: the folder does not exist.
         InputError: the folder is not a finished model.
     """
+    if model_dir is None:
+        from fmlib.paths import SHIPPED_MODEL_DIR
+
+        model_dir = SHIPPED_MODEL_DIR
     meta, model_path = check_model_folder(model_dir)
+    if meta.get("kind", "cnn") == "fmnet":
+        from fmlib.estimate.fmnet import load_fmnet
+
+        return load_fmnet(model_dir, meta)
     scaler = TargetScaler.from_dict(meta["scaler"])
 
     import keras
@@ -180,9 +217,13 @@ def load_predictor(model_dir: str | os.PathLike) -> Predictor:
 # --------------------------------------------------------------------------- CLI
 def configure_parser(parser) -> None:
     parser.add_argument(
-        "model_dir", help="a trained model folder (python -m fmlib train)"
+        "paths",
+        nargs="+",
+        metavar="[MODEL_DIR] INPUT",
+        help="an optional trained model folder (python -m fmlib train; default: the "
+        "model shipped in the package, fmnet), then a WAV (or any file soundfile "
+        "reads)",
     )
-    parser.add_argument("input", help="a WAV (or any file soundfile reads)")
     parser.add_argument("-o", "--out", required=True, help="patch JSON to write")
     parser.add_argument(
         "--wav",
@@ -193,7 +234,15 @@ def configure_parser(parser) -> None:
 
 def run(args) -> int:
     from fmlib import files
+    from fmlib.paths import SHIPPED_MODEL_DIR
 
+    if len(args.paths) > 2:
+        raise InputError(
+            f"predict: expected [MODEL_DIR] INPUT, got {len(args.paths)} paths"
+        )
+    args.model_dir, args.input = (
+        args.paths if len(args.paths) == 2 else (SHIPPED_MODEL_DIR, args.paths[0])
+    )
     # Every check before Keras is imported or the model runs.
     meta, model_path = check_model_folder(args.model_dir)
     source = files.check_input(args.input, what="audio file")

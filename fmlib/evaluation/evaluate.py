@@ -237,6 +237,8 @@ def scaler_mean_patch(estimator: Estimator):
         cnn = estimator.cnn.predictor
     if cnn is None:
         return paper_mean_patch()
+    if hasattr(cnn, "mean_patch"):  # fmnet: the mean of its training targets
+        return cnn.mean_patch()
     return patch_from_vector(
         postprocess(cnn.scaler.mean[None, :])[0], algorithm=cnn.algorithm
     )
@@ -428,7 +430,8 @@ def evaluate(
     Args:
         model_dir: A trained model folder
         (:func:`fmlib.estimate.predict.load_predictor`):
-            the estimator for ``method="cnn"``, an optional starting point for
+            the estimator for ``method="cnn"`` (None: the shipped fmnet,
+            :data:`fmlib.paths.SHIPPED_MODEL_DIR`), an optional starting point for
             ``method="match"`` (None: none).
         data_dir: An NSynth-layout folder (NSynth test split, the dev set or the
             SoundFont set).
@@ -457,7 +460,9 @@ def evaluate(
             f"method: {method!r} is not valid; valid: {', '.join(METHOD_NAMES)}"
         )
     if method == "cnn" and model_dir is None:
-        raise InputError("method cnn: give the trained model folder (--model)")
+        from fmlib.paths import SHIPPED_MODEL_DIR
+
+        model_dir = SHIPPED_MODEL_DIR
     inputs = {"--data": data_dir}
     if model_dir is not None:
         model_dir = Path(model_dir)
@@ -599,13 +604,21 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--method",
         choices=("cnn", "match"),
         default="cnn",
-        help="estimator: the paper's CNN (needs --model) or analysis and search",
+        help="estimator: a trained network (--model, default the shipped fmnet) or "
+        "analysis and search",
     )
     parser.add_argument(
         "--model",
         type=Path,
         default=None,
-        help="trained CNN folder (cnn: the estimator; match: an optional start)",
+        help="trained model folder, paper CNN or fmnet (cnn: the estimator, default "
+        "the shipped fmnet; match: an optional start)",
+    )
+    parser.add_argument(
+        "--no-model",
+        action="store_true",
+        help="match: no model's patch among the starting hypotheses (default: the "
+        "shipped fmnet's, or --model's)",
     )
     parser.add_argument(
         "--budget", type=int, default=None, help="match: candidate timbres per note"
@@ -623,8 +636,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    model = args.model
+    if args.no_model and (args.method != "match" or model is not None):
+        raise InputError("--no-model: only for --method match, and without --model")
+    if args.method == "match" and model is None and not args.no_model:
+        from fmlib.estimate.estimators import start_model
+
+        model = start_model(None)
     out = evaluate(
-        args.model,
+        model,
         args.data,
         args.out,
         method=args.method,
