@@ -182,7 +182,7 @@ def test_every_notebook_runs_on_the_smoke_profile(tmp_path, nsynth_dev_dir):
     )
     assert result.failed is None, str(result.failed)
     run_dir = runs / "smoke"
-    assert len(result.seconds) == 6
+    assert len(result.seconds) == 7
     for name in result.seconds:
         nb = nbformat.read(run_dir / name, as_version=4)
         errors = [
@@ -216,6 +216,7 @@ def test_every_notebook_runs_on_the_smoke_profile(tmp_path, nsynth_dev_dir):
         "fig11_mae.png",
         "resynthesis_spectrograms.png",
         "sound_matching_spectrograms.png",
+        "fmnet_scatter.png",
     } | NOTEBOOK_01_FIGURES <= figures
     tables = out / "tables"
 
@@ -228,6 +229,12 @@ def test_every_notebook_runs_on_the_smoke_profile(tmp_path, nsynth_dev_dir):
     assert len(strong) > 10 and strong["error_db"].abs().max() < 0.1
 
     assert len(table("dataset_proportions")) > 0
+    scores = table("fmnet_test_scores", index_col=0)
+    assert list(scores.columns) == [
+        f"{m} ({mode})" for m in ("paper CNN", "fmnet") for mode in ("patch", "raw")
+    ]
+    single = table("fmnet_single_pass_nsynth-dev", index_col=0)
+    assert single.loc["Notes", "fmnet"] == 12  # smoke: EVAL_LIMIT
     assert len(table("dataset_aliasing")) > 0
 
     t4 = table("table4_last_epochs")

@@ -42,6 +42,7 @@ EXPECTED_NOTEBOOKS = [
     "04_nsynth_evaluation.ipynb",
     "05_figures.ipynb",
     "06_sound_matching.ipynb",
+    "07_fmnet.ipynb",
 ]
 
 

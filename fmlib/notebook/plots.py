@@ -468,6 +468,54 @@ def comparison_figure(examples, *, max_hz: float | None = None):
     return fig
 
 
+def prediction_scatter(
+    predictions: dict,
+    *,
+    names: tuple[str, ...] = ("carrier_hz", "ratio_1", "index_1", "index_3", "decay_s"),
+    max_points: int = 2000,
+):
+    """Predicted against true values, one row per model, one column per parameter.
+
+    Args:
+        predictions: ``{model label: (predicted (n, 15), truth (n, 15))}`` in
+            :data:`fmlib.synth.params.TARGET_NAMES` order and original units (e.g.
+            from :func:`fmlib.evaluation.parameter_scores.scores_table`).
+        names: Parameters drawn; the carrier and ratios on log axes.
+        max_points: At most this many notes drawn per panel (the first ones).
+
+    Returns:
+        The matplotlib Figure.
+    """
+    if not predictions:
+        raise InputError("prediction_scatter: no predictions to draw")
+    cols = [P.TARGET_NAMES.index(name) for name in names]
+    fig, axes = plt.subplots(
+        len(predictions),
+        len(cols),
+        figsize=(2.8 * len(cols), 2.6 * len(predictions)),
+        squeeze=False,
+    )
+    for r, (label, (pred, truth)) in enumerate(predictions.items()):
+        pred = np.asarray(pred, dtype=np.float64)[:max_points]
+        truth = np.asarray(truth, dtype=np.float64)[:max_points]
+        for c, (name, col) in enumerate(zip(names, cols, strict=True)):
+            ax = axes[r, c]
+            x, y = truth[:, col], pred[:, col]
+            ax.scatter(x, y, s=3, alpha=0.3, linewidths=0)
+            spec = P.spec_for(name)
+            lo, hi = spec.low, spec.high
+            if spec.scale == "log":
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+            ax.plot([lo, hi], [lo, hi], color="0.3", lw=0.8)
+            ax.set_title(f"{label}: {name}", fontsize=9)
+            ax.set_xlabel(f"true ({spec.unit})")
+            if c == 0:
+                ax.set_ylabel("predicted")
+    fig.tight_layout()
+    return fig
+
+
 # ------------------------------------------------- paper Figures 6-9 (the network)
 # Drawn from the Keras model itself (its layer list, shapes and configs), so they
 # cannot drift from fmlib.estimate.model. Each box is a matplotlib FancyBboxPatch whose
