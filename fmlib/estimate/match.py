@@ -47,7 +47,7 @@ from fmlib.audio.analysis import Analysis, analyze, fit_envelope  # noqa: F401
 from fmlib.errors import InputError
 from fmlib.synth import params as P
 from fmlib.synth.algorithms import DEFAULT_ALGORITHM
-from fmlib.synth.patch import Envelope, Patch, patch_from_dict
+from fmlib.synth.patch import Envelope, Patch, patch_from_vector
 
 #: Candidate timbres rendered per note by default (about 0.4 s of CPU on one core
 #: of the 2-core development machine; see ``benchmarks/bench_match.py``).
@@ -457,26 +457,12 @@ def match_note(
             best.indices[None],
         )[0]
         envelope, level, loss = _refine_envelopes(obj, mel, an, a.size)
-    patch = patch_from_dict(
-        {
-            "algorithm": DEFAULT_ALGORITHM,
-            "carrier_hz": best.carrier_multiple * f0,
-            "modulators": [
-                {"ratio": float(r), "index": float(b)}
-                for r, b in zip(best.ratios, best.indices, strict=True)
-            ],
-            "envelope": {
-                **dict(
-                    zip(
-                        ("attack_s", "decay_s", "sustain", "release_s"),
-                        _env_tuple(envelope),
-                        strict=True,
-                    )
-                ),
-                "curve": envelope.curve,
-            },
-            "level": level,
-        }
+    carrier_hz = best.carrier_multiple * f0
+    patch = patch_from_vector(
+        [carrier_hz, *best.ratios, *best.indices, *_env_tuple(envelope)],
+        algorithm=DEFAULT_ALGORITHM,
+        level=level,
+        curve=envelope.curve,
     )
     return MatchResult(patch, an, loss, obj.n_evaluations, best.source)
 
