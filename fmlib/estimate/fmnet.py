@@ -449,18 +449,6 @@ def save_fmnet(model, path, *, config, n_multiples: int) -> None:
 
 
 # --------------------------------------------------------------------------- training
-def _versions() -> dict[str, str]:
-    import keras
-    import tensorflow as tf
-
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "keras": keras.__version__,
-        "tensorflow": tf.__version__,
-    }
-
-
 def train_fmnet(
     train_dataset: str | os.PathLike,
     test_dataset: str | os.PathLike,
@@ -499,6 +487,7 @@ def train_fmnet(
     from fmlib import paths
     from fmlib.datasets.dataset_reader import open_dataset
     from fmlib.datasets.feature_cache import ensure_features
+    from fmlib.estimate.train import software_versions
 
     c = merge_config(config)
     out = Path(out_dir)
@@ -616,7 +605,7 @@ def train_fmnet(
             "process_cpu_s": round(time.process_time() - cpu_start, 1),
         },
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "versions": _versions(),
+        "versions": software_versions(),
         "test_metrics": metrics,
         "test_metrics_mean_decoding": metrics_mean,
         "complete": True,

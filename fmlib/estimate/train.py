@@ -137,7 +137,8 @@ _write_json = files.write_json
 _write_text = files.write_text
 
 
-def _versions() -> dict[str, str]:
+def software_versions() -> dict[str, str]:
+    """Versions of Python, fmlib, Keras, TensorFlow and NumPy (a model.json record)."""
     import keras
     import tensorflow as tf
 
@@ -345,7 +346,7 @@ def _train_locked(
             " (fmlib.synth.algorithms.Algorithm.interchangeable;"
             " dx7_18: M1/M2) sorted by (ratio, index)"
         ),
-        "versions": _versions(),
+        "versions": software_versions(),
     }
     _write_json(out_dir / MODEL_JSON, meta)
 
