@@ -331,6 +331,8 @@ def _adsr_curve(
 
     env = Envelope(attack_s, decay_s, sustain, release_s, curve)
     t = (np.arange(n // _ENV_STEP) * _ENV_STEP + _ENV_STEP / 2) / P.SAMPLE_RATE
+    # The linear curve keeps its original interpolation (below), so linear fits and
+    # the patches matched with them stay bit-identical to before curves existed.
     if curve != "linear":
         return level * envelope_levels(env, t, note_off_s=note_off_s)
     pts = envelope_breakpoints(env, note_off_s=note_off_s)
