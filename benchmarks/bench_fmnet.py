@@ -8,7 +8,10 @@ import) of:
   features, forward pass, decoding, level);
 * its parts: ``estimate_f0``, ``note_features``, the forward pass alone;
 * the peer in the same run: the paper CNN's ``Predictor.predict_patches`` for one
-  note (its forward pass and post-processing; it does no analysis).
+  note (its forward pass and post-processing; it does no analysis);
+* the table lookup (:func:`fmlib.estimate.lookup.lookup_note`: the analysis with
+  its envelope fits, the features, the nearest table entry), and its nearest-entry
+  step alone.
 
 The first call of each is a warm-up and not counted. Prints the medians and the
 ratio of fmnet's total to the paper CNN's, so that machine load hits both alike.
@@ -58,7 +61,8 @@ def main() -> None:
     from fmlib.audio.analysis import estimate_f0, prepare_audio
     from fmlib.audio.audio_io import read_wav
     from fmlib.audio.harmonic_features import note_features
-    from fmlib.estimate.fmnet import predict_arrays
+    from fmlib.estimate.fmnet import N_BANDS, predict_arrays
+    from fmlib.estimate.lookup import lookup_note, nearest_entries
     from fmlib.estimate.predict import load_predictor
 
     t0 = time.perf_counter()
@@ -76,6 +80,8 @@ def main() -> None:
         "  note_features": [],
         "  forward pass": [],
         "paper CNN predict": [],
+        "table lookup": [],
+        "  nearest entry": [],
     }
     for i, x in enumerate(notes):
         f0 = estimate_f0(x).f0_hz
@@ -86,6 +92,8 @@ def main() -> None:
             "  note_features": _cpu(note_features, x, f0),
             "  forward pass": _cpu(predict_arrays, fmnet.model, feats),
             "paper CNN predict": _cpu(cnn.predict_patches, x[None]),
+            "table lookup": _cpu(lookup_note, x),
+            "  nearest entry": _cpu(nearest_entries, feats[:, :N_BANDS], [f0]),
         }
         if i == 0:
             continue  # warm-up

@@ -104,3 +104,34 @@ def test_cached_features_equal_direct_ones(tiny_dataset, tmp_path):
     f0 = estimate_f0(x).f0_hz
     assert p[2, 0] == f0
     np.testing.assert_array_equal(f[2], H.note_features(x, f0))
+
+
+def test_line_band_powers_read_a_rendered_table_entry_as_note_features_do():
+    """The features of a rendered harmonic patch agree with those computed from
+    its line spectrum (the table's), on every band above -30 dB."""
+    from fmlib.audio import timbre
+    from fmlib.synth.engine import render
+    from fmlib.synth.patch import patch_from_vector
+
+    tab = timbre.harmonic_table()
+    f0 = 196.0
+    for k in (0, 150, 2000, 4000):
+        v = [tab.carrier_multiple[k] * f0, *tab.ratios[k], *tab.indices[k]]
+        x = render(patch_from_vector([*v, 0.01, 0.1, 1.0, 0.5], algorithm="dx7_18"))
+        got = H.note_features(x, f0)[: H.SLICES["wide"].stop]
+        want = H.band_features(H.line_band_powers(tab.power[k], f0))
+        loud = want > 0.5
+        assert loud.any()
+        np.testing.assert_allclose(got[loud], want[loud], atol=0.03)
+
+
+def test_line_band_powers_known_shares_and_cutoff():
+    p = np.zeros(257)
+    p[2], p[6] = 0.8, 0.2  # f0 and 3 f0
+    b = H.line_band_powers(p, 100.0)
+    assert b[1] == pytest.approx(0.8) and b[5] == pytest.approx(0.2)
+    assert b.sum() == pytest.approx(1.0)
+    # at f0 = 4 kHz, 3 f0 = 12 kHz is above the 8 kHz Nyquist: all power at f0
+    b = H.line_band_powers(p, 4000.0)
+    assert b[1] == pytest.approx(1.0) and b[5] == 0.0
+    np.testing.assert_allclose(H.band_shares(H.band_features(b)), b, atol=1e-12)

@@ -134,6 +134,63 @@ def band_powers(power, f0_hz: float) -> np.ndarray:
     return np.clip(bands, 0.0, 1.0)
 
 
+def line_band_powers(partial_power, f0_hz: float) -> np.ndarray:
+    """:func:`band_powers` of ideal line spectra: partials at multiples of f0/2.
+
+    What :func:`band_powers` would read from a note made of these partials, without
+    the window's leakage, aliasing or noise: each partial's power goes to the band
+    that holds its frequency, partials at or above the 8 kHz Nyquist limit are
+    dropped (the 16 kHz audio has none), and bands reaching past it read 0. Used to
+    compare a note with the line spectra of :func:`fmlib.audio.timbre.harmonic_table`
+    in feature space (:func:`line_band_features`).
+
+    Args:
+        partial_power: float (N, H) or (H,): the power of the partial at
+            ``h * f0 / 2`` for h = 0..H-1 (h = 0, DC, lies in no band).
+        f0_hz: The fundamental, Hz.
+
+    Returns:
+        float64 (N, N_HARMONIC_BANDS + N_WIDE_BANDS) (or one row for one
+        spectrum), each row's shares of its power below 8 kHz, in [0, 1]; a row
+        without power below 8 kHz is all 0.
+    """
+    p = np.asarray(partial_power, dtype=np.float64)
+    one = p.ndim == 1
+    p = np.atleast_2d(p)
+    edges = band_edges_hz(f0_hz)
+    h = np.arange(p.shape[1])
+    freq = h * f0_hz / 2
+    heard = (freq < P.SAMPLE_RATE / 2) & (h > 0)
+    band = np.searchsorted(edges, freq, side="right") - 1
+    inside = heard & (band >= 0) & (band < edges.size - 1)
+    onto = np.zeros((p.shape[1], edges.size - 1))
+    onto[h[inside], band[inside]] = 1.0
+    total = p[:, heard].sum(axis=1, keepdims=True)
+    out = np.divide(
+        p @ onto, total, out=np.zeros((p.shape[0], onto.shape[1])), where=total > 0
+    )
+    out[:, edges[1:] > P.SAMPLE_RATE / 2] = 0.0
+    out = np.clip(out, 0.0, 1.0)
+    return out[0] if one else out
+
+
+def band_features(bands) -> np.ndarray:
+    """Band shares (from :func:`band_powers` or :func:`line_band_powers`) as the
+    features of :func:`note_features`: ``log10(p + 1e-6) / 6 + 1``, in [0, 1]."""
+    return (
+        np.log10(np.asarray(bands, dtype=np.float64) + BAND_FLOOR)
+        / -np.log10(BAND_FLOOR)
+        + 1.0
+    )
+
+
+def band_shares(features) -> np.ndarray:
+    """The inverse of :func:`band_features`: band shares from band features
+    (clipped at 0; a feature of 0 is a band at or below -60 dB)."""
+    f = np.asarray(features, dtype=np.float64)
+    return np.maximum(10.0 ** ((f - 1.0) * -np.log10(BAND_FLOOR)) - BAND_FLOOR, 0.0)
+
+
 def harmonicity(power, f0_hz: float) -> float:
     """Power-weighted mean distance of the spectrum from the grid of multiples of
     f0/2, in units of f0/2 (0 on the grid, about 0.25 for noise), over 0-8 kHz."""
@@ -164,8 +221,7 @@ def note_features(x, f0_hz: float) -> np.ndarray:
     if not np.all(np.isfinite(a)) or np.max(np.abs(a)) <= 1e-5:
         raise InputError("audio: it is silent or contains NaN or infinite samples")
     power = power_spectrum(a)
-    bands = band_powers(power, f0_hz)
-    band_feat = np.log10(bands + BAND_FLOOR) / -np.log10(BAND_FLOOR) + 1.0
+    band_feat = band_features(band_powers(power, f0_hz))
     rms = frame_rms(a)
     peak = rms.max()
     db = 20 * np.log10(np.maximum(rms, 1e-12) / peak)

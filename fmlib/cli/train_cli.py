@@ -1,7 +1,8 @@
 """``python -m fmlib train``: train the paper's CNN (default) or fmnet on a dataset.
 
-``--arch fmnet`` (design A, dense layers) or ``--arch fmnet-conv`` (design B,
-convolutions along the f0-relative frequency axis) train
+``--arch fmnet`` (design A, dense layers), ``--arch fmnet-conv`` (design B,
+convolutions along the f0-relative frequency axis) or ``--arch fmnet-table``
+(design C, a class over the harmonic table: :mod:`fmlib.estimate.fmnet_table`) train
 :mod:`fmlib.estimate.fmnet`: ``--data`` gives the training notes (``--limit N``: its
 first N), ``--test-data`` the test notes (another seed). Rerunning the same command
 resumes (features from the cache, training from the last finished epoch).
@@ -15,10 +16,16 @@ from typing import Any
 from fmlib import files
 from fmlib.datasets.dataset_reader import open_dataset
 from fmlib.errors import InputError
+from fmlib.estimate.fmnet import TABLE_DESIGN
 from fmlib.estimate.train_results import HISTORY_CSV
 
-#: ``--arch`` values: the paper's CNN and the two fmnet designs.
-ARCHS = {"cnn": None, "fmnet": "mlp", "fmnet-conv": "conv"}
+#: ``--arch`` values: the paper's CNN and the three fmnet designs (their configs).
+ARCHS: dict[str, dict[str, Any] | None] = {
+    "cnn": None,
+    "fmnet": {"arch": "mlp"},
+    "fmnet-conv": {"arch": "conv"},
+    "fmnet-table": {"arch": "mlp", **TABLE_DESIGN},
+}
 
 
 def configure_parser(parser) -> None:
@@ -27,8 +34,8 @@ def configure_parser(parser) -> None:
         "--arch",
         choices=tuple(ARCHS),
         default="cnn",
-        help="cnn: the paper's CNN (default); fmnet, fmnet-conv: the pitch-aware "
-        "network, designs A and B",
+        help="cnn: the paper's CNN (default); fmnet, fmnet-conv, fmnet-table: the "
+        "pitch-aware network, designs A, B and C",
     )
     parser.add_argument(
         "--test-data", default=None, help="fmnet: dataset folder of the test notes"
@@ -109,7 +116,7 @@ def _run_fmnet(args, overrides: dict[str, Any]) -> int:
     files.check_distinct({"--out": out}, {"--data": data, "--test-data": test})
     open_dataset(data, n=args.limit)  # refused here, before any work
     open_dataset(test)
-    config: dict[str, Any] = {"arch": ARCHS[args.arch]}
+    config: dict[str, Any] = dict(ARCHS[args.arch])
     for key, value in overrides.items():
         name = {"early_stopping_patience": "patience"}.get(key, key)
         config[name] = value

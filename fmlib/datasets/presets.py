@@ -67,6 +67,8 @@ SHIPPED_RECIPE: dict = {
     "test_n": 2_000,
     "test_seed": 1,
     "seed": 0,
+    # fmnet design C (``train --arch fmnet-table``): the class over the harmonic table
+    "config": {"arch": "mlp", "head": "table", "augment_mix": 2.0, "dropout": 0.3},
 }
 
 

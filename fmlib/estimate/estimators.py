@@ -6,8 +6,9 @@ evaluation, the notebooks and the command line treat every estimator alike throu
 
 * :class:`CNNEstimator`, the paper's CNN (:mod:`fmlib.estimate.predict`), batched;
 * :class:`MatchEstimator`, analysis and search (:mod:`fmlib.estimate.match`), one note
-  at a
-  time, optionally started from a CNN's guess.
+  at a time, optionally started from a CNN's guess;
+* :class:`LookupEstimator`, analysis and the nearest harmonic-table entry
+  (:mod:`fmlib.estimate.lookup`), no training and no search.
 
 Build one with :func:`make_estimator`.
 """
@@ -26,7 +27,7 @@ from fmlib.errors import InputError, MissingFileError
 from fmlib.synth.patch import Patch
 
 #: Names accepted by :func:`make_estimator` (``evaluate --method``).
-METHOD_NAMES: tuple[str, ...] = ("cnn", "match")
+METHOD_NAMES: tuple[str, ...] = ("cnn", "match", "lookup")
 
 
 def model_fingerprint(model_dir: str | os.PathLike) -> str:
@@ -145,6 +146,37 @@ class MatchEstimator(Estimator):
         return patches
 
 
+class LookupEstimator(Estimator):
+    """The table lookup (:func:`fmlib.estimate.lookup.lookup_note`), one note at a
+    time; deterministic, nothing to train."""
+
+    name = "lookup"
+
+    def identity(self) -> dict:
+        from fmlib.estimate.lookup import TABLE_ARGS
+
+        return {"method": "lookup", "table": dict(TABLE_ARGS)}
+
+    def estimate(self, audio: np.ndarray) -> list[Patch | Exception]:
+        from fmlib.estimate.lookup import lookup_note
+
+        out: list[Patch | Exception] = []
+        for x in audio:
+            try:
+                out.append(lookup_note(x))
+            except (InputError, ValueError, FloatingPointError) as exc:
+                out.append(exc)
+        return out
+
+    def predict_patches(self, audio: np.ndarray) -> list[Patch]:
+        """Like :meth:`estimate`, raising the first failure."""
+        patches = self.estimate(np.asarray(audio, dtype=np.float32))
+        for p in patches:
+            if isinstance(p, Exception):
+                raise p
+        return patches
+
+
 def start_model(model, *, no_model: bool = False):
     """The model folder whose patch starts ``match``'s search (the ``match`` and
     ``evaluate --method match`` commands): ``model`` when given, else the shipped
@@ -176,7 +208,7 @@ def make_estimator(
     """Build an estimator by name.
 
     Args:
-        method: "cnn" (a trained model of any kind) or "match".
+        method: "cnn" (a trained model of any kind), "match" or "lookup" (no model).
         model_dir: The model's folder (paper CNN or fmnet); for "match", an optional
             starting model. For "cnn", None means the shipped model
             (:data:`fmlib.paths.SHIPPED_MODEL_DIR`); "match" uses it only when the
@@ -193,6 +225,10 @@ def make_estimator(
         raise MissingFileError(f"{model_dir}: no such model folder")
     if method == "cnn":
         return CNNEstimator.load(model_dir)
+    if method == "lookup":
+        if model_dir is not None:
+            raise InputError("--model: the lookup method uses no model")
+        return LookupEstimator()
     from fmlib.estimate.match import DEFAULT_BUDGET
 
     return MatchEstimator(

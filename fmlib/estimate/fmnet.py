@@ -84,8 +84,19 @@ FMNET_CONFIG: dict[str, Any] = {
     "loss_weights": {"carrier": 1.0, "ratios": 1.0, "indices": 10.0, "adsr": 10.0},
     "mask_inaudible": True,
     "multiple_min_share": 5e-4,
+    "head": "params",
+    "augment_mix": 0.0,
 }
 ARCHS = ("mlp", "conv")
+#: Output heads: ``"params"`` (designs A, B: carrier class, ratio classes, indices)
+#: or ``"table"`` (design C, :mod:`fmlib.estimate.fmnet_table`: one class over the
+#: harmonic table's entries); both also predict the ADSR.
+HEADS = ("params", "table")
+#: Design C's options (``train --arch fmnet-table``): the table head, two mixtures
+#: per training note (:func:`fmlib.estimate.fmnet_table.mix_bands`), dropout 0.3
+#: (its classifier overfits: on the dev and SoundFont notes, seed 0, dropout 0.1
+#: gave 51.1 % and 48.4 % log-mel gain, 0.3 gave 54.9 % and 53.7 %).
+TABLE_DESIGN = {"head": "table", "augment_mix": 2.0, "dropout": 0.3}
 
 
 def merge_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -100,6 +111,10 @@ def merge_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
     if merged["arch"] not in ARCHS:
         raise InputError(
             f"arch: {merged['arch']!r} is not valid; valid: {', '.join(ARCHS)}"
+        )
+    if merged["head"] not in HEADS:
+        raise InputError(
+            f"head: {merged['head']!r} is not valid; valid: {', '.join(HEADS)}"
         )
     return merged
 
@@ -149,19 +164,60 @@ def make_targets(
     if mask_inaudible:
         ratios = np.where(ratio_ok, ratios, -1)
         indices = np.where(index_ok, indices, np.nan).astype(np.float32)
-    env = np.stack(
-        [
-            [spec.to_unit(x) for x in v[:, c]]
-            for spec, c in zip(ENV_SPECS, T.ENV_COLS, strict=True)
-        ],
-        axis=1,
-    ).astype(np.float32)
+    env = adsr_targets(v)
     return {
         "carrier": T.carrier_labels(v[:, T.CARRIER_COL], f0_hz, multiples),
         "ratios": ratios.astype(np.int64),
         "indices": indices,
         "adsr": env,
     }
+
+
+def adsr_targets(vectors) -> np.ndarray:
+    """The ``adsr`` head's targets: float32 (n, 4), each envelope column of the
+    parameter vectors (n, 15) mapped to [0, 1] by its
+    :class:`~fmlib.synth.params.ParamSpec`."""
+    v = np.asarray(vectors, dtype=np.float64)
+    return (
+        np.stack(
+            [
+                [spec.to_unit(x) for x in v[:, c]]
+                for spec, c in zip(ENV_SPECS, T.ENV_COLS, strict=True)
+            ],
+            axis=1,
+        )
+        .reshape(len(v), len(ENV_SPECS))
+        .astype(np.float32)
+    )
+
+
+def table_labels(features, f0_hz, *, progress: bool = False) -> np.ndarray:
+    """Design C's labels: the nearest table entry of each note
+    (:func:`fmlib.estimate.lookup.nearest_entries`).
+
+    Args:
+        features: float (n, N_FEATURES).
+        f0_hz: float (n,).
+
+    Returns:
+        int64 (n,) table entries.
+    """
+    from fmlib.estimate.lookup import nearest_entries
+
+    feats = np.asarray(features)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(feats), desc="table labels", unit="note")
+    try:
+        idx, _ = nearest_entries(
+            feats[:, :N_BANDS], f0_hz, progress=bar.update if bar else None
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    return idx[:, 0]
 
 
 # --------------------------------------------------------------------------- model
@@ -195,13 +251,18 @@ def masked_mse():
 
 
 def build_fmnet(
-    config: dict[str, Any] | None = None, *, n_multiples: int, features=None
+    config: dict[str, Any] | None = None,
+    *,
+    n_multiples: int,
+    features=None,
+    n_entries: int = 0,
 ):
     """Build (not compile) fmnet.
 
     Args:
         config: Overrides of :data:`FMNET_CONFIG`.
-        n_multiples: Number of carrier classes.
+        n_multiples: Number of carrier classes (``"params"`` head).
+        n_entries: Number of classes of table entries (``"table"`` head).
         features: float (n, N_FEATURES) training features: each input is
             standardised by a ``Normalization`` layer adapted to them (None: left
             unadapted, to be filled by loading saved weights).
@@ -209,8 +270,9 @@ def build_fmnet(
     Returns:
         A ``keras.Model`` with inputs ``bands`` (n, 88), ``envelope`` (n, 126),
         ``scalars`` (n, 3) and outputs ``carrier`` (n, n_multiples) softmax,
-        ``ratios`` (n, 5, 15) softmax, ``indices`` (n, 5) and ``envelope`` (n, 4)
-        sigmoid.
+        ``ratios`` (n, 5, 15) softmax, ``indices`` (n, 5) and ``adsr`` (n, 4)
+        sigmoid; with the ``"table"`` head, ``entry`` (n, n_entries) softmax (one
+        class per entry of the model's ``classes``) and ``adsr``.
     """
     keras, _ = _keras_objects()
     layers = keras.layers
@@ -251,6 +313,11 @@ def build_fmnet(
         h = layers.Dense(units, activation="relu", name=f"dense_{i + 1}")(h)
         if c["dropout"]:
             h = layers.Dropout(c["dropout"], name=f"dropout_{i + 1}")(h)
+    inputs = {"bands": bands, "envelope": env, "scalars": scalars}
+    if c["head"] == "table":
+        entry = layers.Dense(n_entries, activation="softmax", name="entry")(h)
+        adsr = layers.Dense(len(ENV_SPECS), activation="sigmoid", name="adsr")(h)
+        return keras.Model(inputs, {"entry": entry, "adsr": adsr}, name="fmnet")
     carrier = layers.Dense(n_multiples, activation="softmax", name="carrier")(h)
     r = layers.Dense(P.N_MODULATORS * N_RATIO_CLASSES, name="ratio_logits")(h)
     r = layers.Reshape((P.N_MODULATORS, N_RATIO_CLASSES), name="ratio_grid")(r)
@@ -258,7 +325,7 @@ def build_fmnet(
     indices = layers.Dense(P.N_MODULATORS, activation="sigmoid", name="indices")(h)
     adsr = layers.Dense(len(ENV_SPECS), activation="sigmoid", name="adsr")(h)
     return keras.Model(
-        {"bands": bands, "envelope": env, "scalars": scalars},
+        inputs,
         {
             "carrier": carrier,
             "ratios": ratios,
@@ -273,8 +340,19 @@ def compile_fmnet(model, config: dict[str, Any] | None = None):
     """Compile with Adam, the masked losses and the config's loss weights."""
     keras, _ = _keras_objects()
     c = merge_config(config)
+    optimizer = keras.optimizers.Adam(learning_rate=c["learning_rate"])
+    if c["head"] == "table":
+        model.compile(
+            optimizer=optimizer,
+            loss={
+                "entry": keras.losses.SparseCategoricalCrossentropy(ignore_class=-1),
+                "adsr": keras.losses.MeanSquaredError(),
+            },
+            loss_weights={"entry": 1.0, "adsr": c["loss_weights"]["adsr"]},
+        )
+        return model
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=c["learning_rate"]),
+        optimizer=optimizer,
         loss={
             "carrier": keras.losses.SparseCategoricalCrossentropy(ignore_class=-1),
             "ratios": keras.losses.SparseCategoricalCrossentropy(ignore_class=-1),
@@ -306,14 +384,22 @@ DECODE_MODES = ("argmax", "mean")
 
 
 def decode(
-    outputs: dict[str, np.ndarray], f0_hz, multiples, *, mode: str = "argmax"
+    outputs: dict[str, np.ndarray],
+    f0_hz,
+    multiples,
+    *,
+    mode: str = "argmax",
+    classes=None,
 ) -> np.ndarray:
     """Parameter vectors from the model's outputs.
 
     Args:
-        outputs: The model's four outputs for n notes.
+        outputs: The model's outputs for n notes (four heads, or ``entry`` and
+            ``adsr`` for design C: the most probable entry, carrier at its multiple
+            of f0; ``mode`` does not apply).
         f0_hz: float (n,) the tracker's f0.
-        multiples: The model's carrier classes.
+        multiples: The model's carrier classes (unused by design C).
+        classes: Design C: the table entry of each class of ``entry``.
         mode: "argmax" (the patch: each ratio the most probable discrete ratio) or
             "mean" (each ratio the expected value under the predicted class
             probabilities: the least-squares estimate, what R² rewards; not a
@@ -326,6 +412,14 @@ def decode(
         raise InputError(f"mode: {mode!r} is not valid; valid: argmax, mean")
     f0 = np.asarray(f0_hz, dtype=np.float64)
     n = len(f0)
+    env = _decode_adsr(outputs["adsr"])
+    if "entry" in outputs:  # design C: the most probable table entry
+        from fmlib.estimate.fmnet_table import entry_vectors
+
+        if classes is None:
+            raise InputError("decode: a table-head model needs its classes")
+        entries = np.asarray(classes)[np.argmax(np.asarray(outputs["entry"]), axis=-1)]
+        return _clip_to_ranges(entry_vectors(entries, f0, env))
     v = np.empty((n, len(P.TARGET_NAMES)))
     mult = np.asarray(multiples, dtype=np.float64)
     v[:, T.CARRIER_COL] = f0 * mult[np.argmax(outputs["carrier"], axis=-1)]
@@ -335,9 +429,20 @@ def decode(
     else:
         v[:, T.RATIO_COLS] = T.RATIO_CLASSES[np.argmax(probs, axis=-1)]
     v[:, T.INDEX_COLS] = np.asarray(outputs["indices"]) * INDEX_SCALE
-    e = np.asarray(outputs["adsr"], dtype=np.float64)
-    for j, (spec, c) in enumerate(zip(ENV_SPECS, T.ENV_COLS, strict=True)):
-        v[:, c] = [spec.from_unit(u) for u in e[:, j]]
+    v[:, T.ENV_COLS] = env
+    return _clip_to_ranges(v)
+
+
+def _decode_adsr(adsr) -> np.ndarray:
+    """ADSR columns (n, 4) from the ``adsr`` head's unit values."""
+    e = np.asarray(adsr, dtype=np.float64)
+    return np.stack(
+        [[spec.from_unit(u) for u in e[:, j]] for j, spec in enumerate(ENV_SPECS)],
+        axis=1,
+    ).reshape(len(e), len(ENV_SPECS))
+
+
+def _clip_to_ranges(v: np.ndarray) -> np.ndarray:
     low = np.array([P.PARAMS[name].low for name in P.TARGET_NAMES])
     high = np.array([P.PARAMS[name].high for name in P.TARGET_NAMES])
     return np.clip(v, low, high)
@@ -389,16 +494,25 @@ class FMNetPredictor:
         rms = np.stack([frame_rms(a) for a in x])
         return f0, feats, rms
 
+    def decode_outputs(self, outputs, f0_hz, *, mode: str = "argmax") -> np.ndarray:
+        """:func:`decode` with this model's carrier multiples and table classes."""
+        return decode(
+            outputs, f0_hz, self.multiples, mode=mode, classes=self.meta.get("classes")
+        )
+
+    def _decode(self, feats, f0) -> np.ndarray:
+        return self.decode_outputs(predict_arrays(self.model, feats), f0)
+
     def predict_vectors(self, audio) -> np.ndarray:
         """Parameter vectors (n, 15) of notes (float (n, 64000), 16 kHz)."""
         f0, feats, _ = self.analyse(audio)
-        return decode(predict_arrays(self.model, feats), f0, self.multiples)
+        return self._decode(feats, f0)
 
     def predict_patches(self, audio) -> list[Patch]:
         """Patches of notes (float (n, 64000) or (64000,), 16 kHz), each with its
         ``level`` fitted to the note's RMS."""
         f0, feats, rms = self.analyse(audio)
-        vectors = decode(predict_arrays(self.model, feats), f0, self.multiples)
+        vectors = self._decode(feats, f0)
         out = []
         for v, r in zip(vectors, rms, strict=True):
             patch = patch_from_vector(v, algorithm=self.algorithm)
@@ -430,7 +544,19 @@ def load_fmnet(model_dir: str | os.PathLike, meta: dict[str, Any]) -> FMNetPredi
             f"{path}: cannot load the model ({type(exc).__name__}: {text})"
         ) from None
     mult = meta.get("multiples")
-    if not isinstance(mult, list) or len(mult) != int(
+    head = merge_config(meta.get("config")).get("head")
+    if head == "table":
+        from fmlib.estimate.lookup import table
+
+        classes = meta.get("classes")
+        n_table = table().power.shape[0]
+        if (
+            not isinstance(classes, list)
+            or len(classes) != int(model.output["entry"].shape[-1])
+            or not all(isinstance(k, int) and 0 <= k < n_table for k in classes)
+        ):
+            raise InputError(f"{path}: model.json's classes do not match the model")
+    elif not isinstance(mult, list) or len(mult) != int(
         model.output["carrier"].shape[-1]
     ):
         raise InputError(f"{path}: model.json's multiples do not match the model")
@@ -439,10 +565,10 @@ def load_fmnet(model_dir: str | os.PathLike, meta: dict[str, Any]) -> FMNetPredi
     )
 
 
-def save_fmnet(model, path, *, config, n_multiples: int) -> None:
+def save_fmnet(model, path, *, config, n_multiples: int, n_entries: int = 0) -> None:
     """Save the weights of ``model`` in an uncompiled copy, atomically: no optimizer
     state in the file (a third of the size) and nothing custom to deserialise."""
-    copy_ = build_fmnet(config, n_multiples=n_multiples)
+    copy_ = build_fmnet(config, n_multiples=n_multiples, n_entries=n_entries)
     copy_.set_weights(model.get_weights())
     with files.atomic_path(path, suffix=".keras") as tmp:
         copy_.save(tmp)
@@ -505,6 +631,8 @@ def train_fmnet(
     meta_path = out / "model.json"
     if meta_path.is_file():
         saved = json.loads(meta_path.read_text(encoding="utf-8"))
+        if isinstance(saved.get("config"), dict):  # older folders lack newer keys
+            saved["config"] = merge_config(saved["config"])
         if any(saved.get(k) != v for k, v in ident.items()):
             raise InputError(
                 f"{out}: holds a model trained otherwise (config, data or seed); "
@@ -536,31 +664,79 @@ def train_fmnet(
     order = rng.permutation(np.flatnonzero(ok))
     n_val = max(1, round(c["val_fraction"] * order.size))
     val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
-    multiples = T.fit_multiples(
-        vectors[train_idx, 0], pitch[train_idx, 0], min_share=c["multiple_min_share"]
+    table_head = c["head"] == "table"
+    train_x, train_v, train_f0 = (
+        feats[train_idx],
+        vectors[train_idx],
+        pitch[train_idx, 0],
     )
+    classes: list[int] = []
+    if table_head:
+        from fmlib.estimate import fmnet_table as FT
 
-    def targets(idx):
-        return make_targets(
-            vectors[idx],
-            pitch[idx, 0],
-            multiples,
-            algorithm=algorithm,
-            mask_inaudible=c["mask_inaudible"],
+        multiples: list[float] = []
+        if c["augment_mix"]:
+            n_mix = round(c["augment_mix"] * len(train_x))
+            mixed, rows = FT.mix_bands(train_x, n=n_mix, seed=seed)
+            train_x = np.concatenate([train_x, mixed])
+            train_v = np.concatenate([train_v, train_v[rows]])
+            train_f0 = np.concatenate([train_f0, train_f0[rows]])
+    else:
+        multiples = T.fit_multiples(
+            train_v[:, 0], train_f0, min_share=c["multiple_min_share"]
         )
+
+    t_labels = time.time()
+    if table_head:
+        # classes: the entries that label at least one training note (a smaller head:
+        # most entries are nobody's nearest); a validation note whose entry is not a
+        # class is ignored by the loss (-1)
+        train_entries = table_labels(train_x, train_f0, progress=progress)
+        val_entries = table_labels(feats[val_idx], pitch[val_idx, 0])
+        classes = [int(k) for k in np.unique(train_entries)]
+        position = {k: i for i, k in enumerate(classes)}
+        train_y = {
+            "entry": np.array([position[k] for k in train_entries], dtype=np.int64),
+            "adsr": adsr_targets(train_v),
+        }
+        val_y = {
+            "entry": np.array([position.get(k, -1) for k in val_entries], np.int64),
+            "adsr": adsr_targets(vectors[val_idx]),
+        }
+    else:
+        train_y, val_y = (
+            make_targets(
+                v,
+                f0,
+                multiples,
+                algorithm=algorithm,
+                mask_inaudible=c["mask_inaudible"],
+            )
+            for v, f0 in (
+                (train_v, train_f0),
+                (vectors[val_idx], pitch[val_idx, 0]),
+            )
+        )
+    label_s = time.time() - t_labels
 
     keras, _ = _keras_objects()
     keras.utils.set_random_seed(seed)
     model = compile_fmnet(
-        build_fmnet(c, n_multiples=len(multiples), features=feats[train_idx]), c
+        build_fmnet(
+            c, n_multiples=len(multiples), features=train_x, n_entries=len(classes)
+        ),
+        c,
     )
-    files.write_json(meta_path, {**ident, "complete": False, "multiples": multiples})
+    files.write_json(
+        meta_path,
+        {**ident, "complete": False, "multiples": multiples, "classes": classes},
+    )
     ckpt = out / "checkpoint"
     t1 = time.time()
     model.fit(
-        split_features(feats[train_idx]),
-        targets(train_idx),
-        validation_data=(split_features(feats[val_idx]), targets(val_idx)),
+        split_features(train_x),
+        train_y,
+        validation_data=(split_features(feats[val_idx]), val_y),
         epochs=c["epochs"],
         batch_size=c["batch_size"],
         shuffle=True,
@@ -574,32 +750,49 @@ def train_fmnet(
         ],
     )
     train_s = time.time() - t1
-    save_fmnet(model, out / "model.keras", config=c, n_multiples=len(multiples))
+    save_fmnet(
+        model,
+        out / "model.keras",
+        config=c,
+        n_multiples=len(multiples),
+        n_entries=len(classes),
+    )
     t_ok = np.all(np.isfinite(test_feats), axis=1)
     test_vec = T.canonical_order(test_ds.vectors(), algorithm=test_ds.algorithm)
     outputs = predict_arrays(model, test_feats[t_ok])
     metrics, metrics_mean = (
         T.parameter_metrics(
-            decode(outputs, test_pitch[t_ok, 0], multiples, mode=mode),
+            decode(outputs, test_pitch[t_ok, 0], multiples, mode=mode, classes=classes),
             test_vec[t_ok],
             algorithm=test_ds.algorithm,
         )
         for mode in DECODE_MODES
     )
-    cover = T.carrier_labels(test_vec[t_ok, 0], test_pitch[t_ok, 0], multiples) >= 0
+    cover = (
+        float(
+            np.mean(
+                T.carrier_labels(test_vec[t_ok, 0], test_pitch[t_ok, 0], multiples) >= 0
+            )
+        )
+        if multiples
+        else None  # design C has no carrier classes
+    )
     meta = {
         **ident,
         "algorithm": algorithm,
         "multiples": multiples,
+        "classes": classes,
         "n_train": int(train_idx.size),
+        "n_train_augmented": int(len(train_x) - train_idx.size),
         "n_val": int(val_idx.size),
         "n_test": int(t_ok.sum()),
         "n_untracked_train_notes": int((~ok).sum()),
-        "carrier_class_coverage_test": float(cover.mean()),
+        "carrier_class_coverage_test": cover,
         "target_mean": [float(x) for x in vectors[train_idx].mean(axis=0)],
         "epochs_run": int(len(model.history.history.get("loss", []))),
         "timings": {
             "features_wall_s": round(feature_s, 1),
+            "labels_wall_s": round(label_s, 1),
             "train_wall_s": round(train_s, 1),
             "total_wall_s": round(time.time() - t_start, 1),
             "process_cpu_s": round(time.process_time() - cpu_start, 1),

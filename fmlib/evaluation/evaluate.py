@@ -436,7 +436,8 @@ def evaluate(
         data_dir: An NSynth-layout folder (NSynth test split, the dev set or the
             SoundFont set).
         out_dir: Results folder (created).
-        method: "cnn" or "match" (:data:`fmlib.estimate.estimators.METHOD_NAMES`).
+        method: "cnn", "match" or "lookup"
+            (:data:`fmlib.estimate.estimators.METHOD_NAMES`).
         budget: For "match": candidate timbres per note (default
             :data:`fmlib.estimate.match.DEFAULT_BUDGET`).
         seed: For "match": the search seed.
@@ -602,10 +603,10 @@ def _num(v) -> float | None:
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--method",
-        choices=("cnn", "match"),
+        choices=("cnn", "match", "lookup"),
         default="cnn",
-        help="estimator: a trained network (--model, default the shipped fmnet) or "
-        "analysis and search",
+        help="estimator: a trained network (--model, default the shipped fmnet), "
+        "analysis and search, or the nearest harmonic-table entry (no model)",
     )
     parser.add_argument(
         "--model",
@@ -637,6 +638,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     model = args.model
+    if args.method == "lookup" and model is not None:
+        raise InputError("--model: not for --method lookup, which uses no model")
     if args.no_model and (args.method != "match" or model is not None):
         raise InputError("--no-model: only for --method match, and without --model")
     if args.method == "match" and model is None and not args.no_model:

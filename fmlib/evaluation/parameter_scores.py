@@ -52,14 +52,14 @@ def test_predictions(
     predictor = load_predictor(model_dir)
     if getattr(predictor, "kind", "cnn") == "fmnet":
         from fmlib.datasets.feature_cache import ensure_features
-        from fmlib.estimate.fmnet import decode, predict_arrays
+        from fmlib.estimate.fmnet import predict_arrays
 
         feats, pitch = ensure_features(test_dir, features_dir, n=ds.n)
         out = predict_arrays(predictor.model, feats)
         f0 = pitch[:, 0]
         return {
-            "patch": decode(out, f0, predictor.multiples, mode="argmax"),
-            "raw": decode(out, f0, predictor.multiples, mode="mean"),
+            "patch": predictor.decode_outputs(out, f0, mode="argmax"),
+            "raw": predictor.decode_outputs(out, f0, mode="mean"),
         }, truth
     from fmlib.estimate.model import postprocess
 
