@@ -59,3 +59,13 @@ def test_the_shipped_model_was_trained_on_the_recipe():
 
     assert meta["config"] == merge_config(r["config"])
     assert r["config"] == {"arch": "mlp", **TABLE_DESIGN}  # train --arch fmnet-table
+
+
+def test_recipe_model_name_changes_with_the_recipe():
+    from fmlib.datasets.presets import recipe_model_name
+
+    name = recipe_model_name(SHIPPED_RECIPE)
+    assert name.startswith("fmnet-sparselow-retrained-") and len(name) == 34
+    assert recipe_model_name(dict(SHIPPED_RECIPE)) == name
+    changed = {**SHIPPED_RECIPE, "config": {**SHIPPED_RECIPE["config"], "dropout": 0.1}}
+    assert recipe_model_name(changed) != name

@@ -68,7 +68,7 @@ SHIPPED_RECIPE: dict = {
     "test_seed": 1,
     "seed": 0,
     # fmnet design C (``train --arch fmnet-table``): the class over the harmonic table
-    "config": {"arch": "mlp", "head": "table", "augment_mix": 2.0, "dropout": 0.3},
+    "config": {"arch": "mlp", "head": "table", "augment_mix": 4.0, "dropout": 0.3},
 }
 
 
@@ -88,3 +88,14 @@ def preset_sampler(name: str) -> SamplerConfig:
 def preset_dataset_name(name: str, *, n: int, seed: int) -> str:
     """Folder name of a preset's dataset: ``fm-<preset>-<n>-s<seed>``."""
     return f"fm-{name}-{n}-s{seed}"
+
+
+def recipe_model_name(recipe: dict) -> str:
+    """Folder name of a model retrained from a recipe (:data:`SHIPPED_RECIPE`):
+    ``fmnet-<preset>-retrained-<8 hex digits of the recipe's sha256>``, so a changed
+    recipe never meets a folder trained by the old one."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+    return f"fmnet-{recipe['preset']}-retrained-{digest[:8]}"
