@@ -160,3 +160,15 @@ def test_evaluate_method_lookup_and_its_bad_arguments(nsynth_dev_dir, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--method lookup" in err[0]
     assert not bad.exists()
+
+
+def test_table_features_depend_on_f0_only_through_the_cutoff():
+    """Cached by cutoff: another f0 with the same cutoff reads the same features as
+    computing them afresh at that f0."""
+    tab = L.table()
+    for f0, g0 in ((200.0, 200.3), (1000.0, 1001.0)):
+        assert L._cutoff_key(f0, 257) == L._cutoff_key(g0, 257)
+        fresh = HF.band_features(HF.line_band_powers(tab.power, g0))
+        np.testing.assert_allclose(L.table_features(f0), fresh, atol=1e-6)
+        assert L.table_features(g0) is L.table_features(f0)
+    assert L._cutoff_key(200.0, 257) != L._cutoff_key(1000.0, 257)

@@ -14,7 +14,7 @@ single-pass baseline: ``python -m fmlib evaluate --method lookup``.
 
 from __future__ import annotations
 
-import functools
+import collections
 
 import numpy as np
 
@@ -47,24 +47,36 @@ def _cutoff_key(f0_hz: float, n_partials: int) -> tuple[int, int]:
     return heard, bands
 
 
-@functools.lru_cache(maxsize=512)
-def _table_features_for(key: tuple[int, int], f0_hz: float, table_id: tuple):
-    tab = table(*table_id)
-    return HF.band_features(HF.line_band_powers(tab.power, f0_hz))
+#: Table features kept per (cutoff, table): each is float32 (4,543, 88), 1.6 MB.
+_CACHE_SIZE = 64
+_FEATURE_CACHE: collections.OrderedDict = collections.OrderedDict()
 
 
 def table_features(f0_hz: float, *, table_args: dict | None = None) -> np.ndarray:
     """Band features (as :func:`fmlib.audio.harmonic_features.note_features` reads
     them) of every table entry at fundamental ``f0_hz``.
 
+    The band edges are fixed multiples of f0, so the features depend on f0 only
+    through the 8 kHz cutoff (:func:`_cutoff_key`); they are cached by it (the last
+    :data:`_CACHE_SIZE` cutoffs), not by f0.
+
     Returns:
-        float64 (n_entries, 88), cached by what it depends on (the 8 kHz cutoff).
+        float32 (n_entries, 88), read-only.
     """
     args = {**TABLE_ARGS, **(table_args or {})}
     table_id = (int(args["n_random"]), int(args["seed"]))
-    n_partials = table(*table_id).power.shape[1]
-    key = _cutoff_key(float(f0_hz), n_partials)
-    return _table_features_for(key, float(f0_hz), table_id)
+    tab = table(*table_id)
+    key = (_cutoff_key(float(f0_hz), tab.power.shape[1]), table_id)
+    if key in _FEATURE_CACHE:
+        _FEATURE_CACHE.move_to_end(key)
+        return _FEATURE_CACHE[key]
+    feats = HF.band_features(HF.line_band_powers(tab.power, float(f0_hz)))
+    feats = feats.astype(np.float32)
+    feats.flags.writeable = False
+    _FEATURE_CACHE[key] = feats
+    if len(_FEATURE_CACHE) > _CACHE_SIZE:
+        _FEATURE_CACHE.popitem(last=False)
+    return feats
 
 
 def feature_distance(entries, bands) -> np.ndarray:
@@ -125,7 +137,6 @@ def nearest_entries(
     groups: dict[tuple[int, int], list[int]] = {}
     for i, key in enumerate(keys):
         groups.setdefault(key, []).append(i)
-    done = 0
     for key in sorted(groups):
         rows = np.asarray(groups[key])
         entries = table_features(f0[rows[0]], table_args=table_args)
@@ -138,7 +149,6 @@ def nearest_entries(
                 top = np.argsort(d, axis=1, kind="stable")[:, :k]
             idx[r] = top
             dist[r] = np.take_along_axis(d, top, axis=1)
-            done += r.size
             if progress is not None:
                 progress(r.size)
     return idx, dist
