@@ -31,6 +31,11 @@ concatenated into dense layers) and ``"conv"`` (design B: 1-D convolutions along
 f0-relative frequency axis of ``bands``, weights shared across harmonics, then dense
 layers with the envelope and scalars).
 
+Two heads (``config["head"]``): ``"params"`` (above: designs A and B) or ``"table"``
+(design C, the shipped model: one class over entries of the harmonic table, trained
+on the table lookup's choices, :mod:`fmlib.estimate.fmnet_table`; the classes are
+listed in ``model.json``'s ``"classes"``).
+
 A model folder (kind ``"fmnet"``) holds ``model.keras`` (loads with
 ``safe_mode=True``), ``model.json`` (``"kind": "fmnet"``, the config, the carrier
 multiples, the training notes and times, the test metrics, ``"complete": true``),
