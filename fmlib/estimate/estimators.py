@@ -53,6 +53,15 @@ class Estimator:
         exception that row raised (so one bad note does not stop a batch)."""
         raise NotImplementedError
 
+    def predict_patches(self, audio: np.ndarray) -> list[Patch]:
+        """Like :meth:`estimate`, raising the first failure (the widgets' interface,
+        shared with :class:`fmlib.estimate.predict.Predictor`)."""
+        patches = self.estimate(np.asarray(audio, dtype=np.float32))
+        for p in patches:
+            if isinstance(p, Exception):
+                raise p
+        return patches
+
 
 class CNNEstimator(Estimator):
     """The paper's CNN: a :class:`fmlib.estimate.predict.Predictor` (or anything with
@@ -136,15 +145,6 @@ class MatchEstimator(Estimator):
                 out.append(exc)
         return out
 
-    def predict_patches(self, audio: np.ndarray) -> list[Patch]:
-        """Like :meth:`estimate`, raising the first failure (the widgets' interface,
-        shared with :class:`fmlib.estimate.predict.Predictor`)."""
-        patches = self.estimate(np.asarray(audio, dtype=np.float32))
-        for p in patches:
-            if isinstance(p, Exception):
-                raise p
-        return patches
-
 
 class LookupEstimator(Estimator):
     """The table lookup (:func:`fmlib.estimate.lookup.lookup_note`), one note at a
@@ -167,14 +167,6 @@ class LookupEstimator(Estimator):
             except (InputError, ValueError, FloatingPointError) as exc:
                 out.append(exc)
         return out
-
-    def predict_patches(self, audio: np.ndarray) -> list[Patch]:
-        """Like :meth:`estimate`, raising the first failure."""
-        patches = self.estimate(np.asarray(audio, dtype=np.float32))
-        for p in patches:
-            if isinstance(p, Exception):
-                raise p
-        return patches
 
 
 def start_model(model, *, no_model: bool = False):
