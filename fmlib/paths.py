@@ -26,6 +26,9 @@ DOWNLOADS_DIR = DATA_DIR / "downloads"
 NSYNTH_TEST_DIR = DATA_DIR / "nsynth-test"
 #: The offline, SoundFont-rendered evaluation set (not NSynth).
 SOUNDFONT_SET_DIR = DATA_DIR / "soundfont-set"
+#: SoundFont notes of another SoundFont (FluidR3_GM) that teach fmnet design C what
+#: real notes look like (``soundfont-set --plan train``); never evaluated on.
+SOUNDFONT_TRAIN_DIR = DATA_DIR / "soundfont-train"
 #: Executed notebooks written by ``make reproduce``.
 RUNS_DIR = DATA_DIR / "runs"
 #: Patches and WAVs saved from the notebooks' interactive widgets.

@@ -43,6 +43,12 @@ def configure_parser(parser) -> None:
     parser.add_argument(
         "--workers", type=int, default=1, help="fmnet: processes for the features"
     )
+    parser.add_argument(
+        "--teacher-notes",
+        default=None,
+        help="fmnet-table: a folder of real notes (NSynth layout, e.g. soundfont-set "
+        "--plan train) labelled by the table lookup and added to the training notes",
+    )
     parser.add_argument("--out", required=True, help="model folder (created)")
     parser.add_argument("--epochs", type=int, default=None, help="default 200")
     parser.add_argument("--seed", type=int, default=0, help="default 0")
@@ -110,10 +116,28 @@ def _run_fmnet(args, overrides: dict[str, Any]) -> int:
         raise InputError("--force: not supported for fmnet; give another --out")
     if args.workers < 1:
         raise InputError(f"--workers: {args.workers} is not valid; use >= 1")
+    teacher = None
+    if args.teacher_notes is not None:
+        if args.arch != "fmnet-table":
+            raise InputError(
+                f"--teacher-notes: not valid with --arch {args.arch}; valid only "
+                "with --arch fmnet-table"
+            )
+        teacher = files.check_input(
+            args.teacher_notes, kind="folder", what="notes folder"
+        )
+        if not (teacher / "examples.json").is_file():
+            raise InputError(
+                f"--teacher-notes: {teacher} has no examples.json; valid: a folder "
+                "of notes in NSynth's layout (soundfont-set --plan train)"
+            )
     data = files.check_input(args.data, kind="folder", what="dataset folder")
     test = files.check_input(args.test_data, kind="folder", what="dataset folder")
     out = files.check_output(args.out, kind="folder")
-    files.check_distinct({"--out": out}, {"--data": data, "--test-data": test})
+    inputs = {"--data": data, "--test-data": test}
+    if teacher is not None:
+        inputs["--teacher-notes"] = teacher
+    files.check_distinct({"--out": out}, inputs)
     open_dataset(data, n=args.limit)  # refused here, before any work
     open_dataset(test)
     config: dict[str, Any] = dict(ARCHS[args.arch])
@@ -129,6 +153,7 @@ def _run_fmnet(args, overrides: dict[str, Any]) -> int:
         n_train=args.limit,
         config=config,
         seed=args.seed,
+        teacher_notes=teacher,
         workers=args.workers,
     )
     m = meta["test_metrics"]

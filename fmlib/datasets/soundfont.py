@@ -100,6 +100,13 @@ FAMILY_PITCHES: dict[str, tuple[int, ...]] = {
 }
 #: Velocities rendered for every pitch.
 VELOCITIES: tuple[int, ...] = (75, 127)
+#: What a set is for: ``"eval"`` (the evaluation set: :data:`FAMILY_PITCHES` of
+#: ``per_family`` instruments a family) or ``"train"`` (fmnet's teacher notes: every
+#: mapped instrument at every pitch of :data:`TRAIN_PITCHES`, from a SoundFont other
+#: than the evaluation set's).
+PLANS: tuple[str, ...] = ("eval", "train")
+#: Pitches (MIDI) of the ``"train"`` plan: every minor third from C1 to C7.
+TRAIN_PITCHES: tuple[int, ...] = tuple(range(24, 97, 3))
 
 
 def default_soundfont() -> tuple[Path, str]:
@@ -108,9 +115,28 @@ def default_soundfont() -> tuple[Path, str]:
         for p in FLUIDR3_PATHS:
             if p.is_file():
                 return p, "fluidsynth"
-    import pretty_midi
+    return timgm6mb_path(), "tinysoundfont"
 
-    return Path(pretty_midi.__file__).parent / "TimGM6mb.sf2", "tinysoundfont"
+
+def _train_soundfont(soundfont: str | os.PathLike | None) -> Path:
+    """The SoundFont of a ``"train"`` set: FluidR3_GM by default, never the
+    evaluation set's TimGM6mb (training on it would leak into that evaluation)."""
+    if soundfont is None:
+        found = [p for p in FLUIDR3_PATHS if p.is_file()]
+        if not found:
+            raise InputError(
+                "--plan train renders FluidR3_GM.sf2, which is not installed; "
+                "valid: apt-get install fluid-soundfont-gm, or give --soundfont"
+            )
+        return found[0]
+    path = files.check_input(Path(soundfont), what="SoundFont file")
+    eval_sf = timgm6mb_path()
+    if eval_sf.is_file() and files.file_sha256(path) == files.file_sha256(eval_sf):
+        raise InputError(
+            f"{path}: is TimGM6mb, the evaluation set's SoundFont; valid for --plan "
+            "train: any other sf2 (default FluidR3_GM)"
+        )
+    return path
 
 
 def _finish(stereo_48k: np.ndarray) -> np.ndarray | None:
@@ -188,11 +214,20 @@ class _FluidRenderer:
         return _finish(audio)
 
 
-def _note_plan(per_family: int) -> list[dict]:
+def timgm6mb_path() -> Path:
+    """pretty_midi's bundled TimGM6mb.sf2: the evaluation set's SoundFont."""
+    import pretty_midi
+
+    return Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+
+
+def _note_plan(per_family: int, plan_name: str = "eval") -> list[dict]:
     plan = []
     for family, programs in FAMILY_PROGRAMS.items():
-        for program in programs[:per_family]:
-            for pitch in FAMILY_PITCHES[family]:
+        chosen = programs if plan_name == "train" else programs[:per_family]
+        pitches = TRAIN_PITCHES if plan_name == "train" else FAMILY_PITCHES[family]
+        for program in chosen:
+            for pitch in pitches:
                 for velocity in VELOCITIES:
                     plan.append(
                         {
@@ -218,6 +253,7 @@ def build_soundfont_set(
     renderer: str | None = None,
     per_family: int = 2,
     families: tuple[str, ...] | None = None,
+    plan: str = "eval",
     progress: bool = True,
 ) -> Path:
     """Render the SoundFont evaluation set in NSynth's jsonwav layout (resumable).
@@ -231,6 +267,11 @@ def build_soundfont_set(
         per_family: GM programs (instruments) per family, 1 or more; each gives
             3 pitches x 2 velocities (default 2: 132 notes).
         families: Restrict to these NSynth families (default all 11).
+        plan: One of :data:`PLANS`: ``"eval"`` (default) or ``"train"`` (every
+            instrument of :data:`FAMILY_PROGRAMS` at :data:`TRAIN_PITCHES`, x 2
+            velocities: about 5,000 notes, 10 minutes; ``per_family`` is ignored; the
+            SoundFont defaults to FluidR3_GM through tinysoundfont and may not be
+            TimGM6mb, the evaluation set's).
         progress: Show a tqdm bar.
 
     Returns:
@@ -245,8 +286,13 @@ def build_soundfont_set(
         raise InputError(
             f"per_family: {per_family!r} is not valid; valid: an integer >= 1"
         )
-    default_path, default_renderer = default_soundfont()
-    sf_path = Path(soundfont) if soundfont is not None else default_path
+    if plan not in PLANS:
+        raise InputError(f"plan {plan!r}: valid: {', '.join(PLANS)}")
+    if plan == "train":
+        sf_path, default_renderer = _train_soundfont(soundfont), "tinysoundfont"
+    else:
+        default_path, default_renderer = default_soundfont()
+        sf_path = Path(soundfont) if soundfont is not None else default_path
     renderer = renderer or (
         "tinysoundfont" if soundfont is not None else default_renderer
     )
@@ -293,9 +339,10 @@ def build_soundfont_set(
         "duration_s": DURATION_S,
         "note_off_s": NOTE_OFF_S,
         "sample_rate": SAMPLE_RATE,
+        "plan": plan,
     }
     if stamp.is_file():
-        old = json.loads(stamp.read_text())
+        old = {"plan": "eval", **json.loads(stamp.read_text())}  # older sets: eval
         if old.get("resampler") != RESAMPLER and all(
             old.get(k) == v for k, v in how.items() if k != "resampler"
         ):
@@ -309,7 +356,8 @@ def build_soundfont_set(
         if {k: old.get(k) for k in how} != how:
             raise InputError(
                 f"{out_dir} was rendered differently ({old.get('soundfont')}, "
-                f"{old.get('renderer')}); choose another --out or delete it"
+                f"{old.get('renderer')}, plan {old.get('plan')}); choose another "
+                "--out or delete it"
             )
     _write_json(stamp, {**how, "per_family": per_family, "families": list(families)})
     engine = (
@@ -317,9 +365,13 @@ def build_soundfont_set(
         if renderer == "tinysoundfont"
         else _FluidRenderer(sf_path)
     )
-    plan = [n for n in _note_plan(per_family) if n["instrument_family_str"] in families]
+    notes = [
+        n
+        for n in _note_plan(per_family, plan)
+        if n["instrument_family_str"] in families
+    ]
     entries, silent = {}, []
-    for note in tqdm(plan, desc="soundfont notes", unit="note", disable=not progress):
+    for note in tqdm(notes, desc="soundfont notes", unit="note", disable=not progress):
         note = {**note, "gm_name": engine.name(note["gm_program"])}
         wav = audio_dir / f"{note['note_str']}.wav"
         if not wav.is_file():
@@ -357,6 +409,13 @@ def _write_json(path: Path, obj) -> None:
 
 
 def _readme(how: dict) -> str:
+    use = (
+        "They are fmnet's teacher notes (`--plan train`): labelled by the table"
+        " lookup, they teach design C what real notes look like. Never evaluate on"
+        " them.\n\n"
+        if how.get("plan") == "train"
+        else ""
+    )
     return (
         f"# {SOURCE_LABEL}\n\n"
         "These notes imitate the layout of NSynth (examples.json +"
@@ -365,6 +424,7 @@ def _readme(how: dict) -> str:
         f" the General MIDI SoundFont `{how['soundfont']}` with {how['renderer']}"
         f" ({how['renderer_version']}), peak-normalised to {how['peak']}. Results on"
         " this set are not comparable with the paper's NSynth numbers.\n\n"
+        f"{use}"
         "Made by `python -m fmlib soundfont-set`; see fmlib/datasets/soundfont.py for"
         " the GM program to NSynth family mapping.\n"
     )
@@ -372,7 +432,11 @@ def _readme(how: dict) -> str:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--out", type=Path, default=paths.SOUNDFONT_SET_DIR, help="output folder"
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default data/soundfont-set, with --plan train "
+        "data/soundfont-train)",
     )
     parser.add_argument(
         "--soundfont",
@@ -384,13 +448,24 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--per-family",
         type=int,
         default=2,
-        help="GM instruments per family (default 2)",
+        help="GM instruments per family (default 2; eval plan only)",
+    )
+    parser.add_argument(
+        "--plan",
+        choices=PLANS,
+        default="eval",
+        help="eval: the evaluation set; train: fmnet's teacher notes (every "
+        "instrument, pitches 24-96, FluidR3_GM by default)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
+    default_out = paths.SOUNDFONT_TRAIN_DIR if args.plan == "train" else None
     out = build_soundfont_set(
-        args.out, soundfont=args.soundfont, per_family=args.per_family
+        args.out or default_out or paths.SOUNDFONT_SET_DIR,
+        soundfont=args.soundfont,
+        per_family=args.per_family,
+        plan=args.plan,
     )
     n = len(json.loads((out / "examples.json").read_text()))
     print(f"{n} SoundFont-rendered notes (not NSynth) in {out}")

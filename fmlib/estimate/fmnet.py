@@ -591,6 +591,7 @@ def train_fmnet(
     config: dict[str, Any] | None = None,
     seed: int = 0,
     features_dir: str | os.PathLike | None = None,
+    teacher_notes: str | os.PathLike | None = None,
     workers: int = 1,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -611,6 +612,12 @@ def train_fmnet(
         seed: Seeds the split, the weights and the shuffling.
         features_dir: Root of the feature caches (default
             :data:`fmlib.paths.FEATURES_DIR`); one sub-folder per dataset name.
+        teacher_notes: Design C only: a folder of real notes in NSynth's layout
+            (``soundfont-set --plan train``) added to the training notes, each
+            labelled by the table lookup with the analysis's envelope
+            (:func:`fmlib.estimate.fmnet_table.teacher_vectors`); never an
+            evaluation set. Their features are cached under
+            ``notes-<folder name>``.
         workers: Processes for missing features.
         progress: Show progress bars.
 
@@ -625,6 +632,11 @@ def train_fmnet(
     c = merge_config(config)
     out = Path(out_dir)
     feat_root = Path(features_dir) if features_dir else paths.FEATURES_DIR
+    if teacher_notes is not None and c["head"] != "table":
+        raise InputError(
+            "teacher notes: only design C (head 'table', train --arch fmnet-table) "
+            "learns from them"
+        )
     train_ds = open_dataset(train_dataset, n=n_train)
     test_ds = open_dataset(test_dataset)
     ident = {
@@ -634,6 +646,9 @@ def train_fmnet(
         "train_dataset": str(Path(train_dataset).resolve()),
         "n_train_notes": int(train_ds.n),
         "test_dataset": str(Path(test_dataset).resolve()),
+        "teacher_notes": (
+            None if teacher_notes is None else str(Path(teacher_notes).resolve())
+        ),
     }
     meta_path = out / "model.json"
     if meta_path.is_file():
@@ -663,8 +678,35 @@ def train_fmnet(
         workers=workers,
         progress=progress,
     )
-    feature_s = time.time() - t0
     vectors = train_ds.vectors()
+    n_teacher = 0
+    if teacher_notes is not None:
+        from fmlib.datasets.feature_cache import ensure_note_features
+        from fmlib.estimate.fmnet_table import teacher_vectors
+
+        real = ensure_note_features(
+            teacher_notes,
+            feat_root / f"notes-{Path(teacher_notes).name}",
+            workers=workers,
+            progress=progress,
+        )
+        keep = (
+            np.all(np.isfinite(real.features), axis=1)
+            & np.isfinite(real.pitch[:, 0])
+            & np.all(np.isfinite(real.envelope), axis=1)
+        )
+        n_teacher = int(keep.sum())
+        feats = np.concatenate([feats, real.features[keep]])
+        pitch = np.concatenate([pitch, real.pitch[keep]])
+        vectors = np.concatenate(
+            [
+                vectors,
+                teacher_vectors(
+                    real.features[keep], real.pitch[keep, 0], real.envelope[keep]
+                ),
+            ]
+        )
+    feature_s = time.time() - t0
     algorithm = train_ds.algorithm
     ok = np.all(np.isfinite(feats), axis=1) & np.isfinite(pitch[:, 0])
     rng = np.random.default_rng(seed)
@@ -789,13 +831,16 @@ def train_fmnet(
         "algorithm": algorithm,
         "multiples": multiples,
         "classes": classes,
+        "n_teacher_notes": n_teacher,
         "n_train": int(train_idx.size),
         "n_train_augmented": int(len(train_x) - train_idx.size),
         "n_val": int(val_idx.size),
         "n_test": int(t_ok.sum()),
         "n_untracked_train_notes": int((~ok).sum()),
         "carrier_class_coverage_test": cover,
-        "target_mean": [float(x) for x in vectors[train_idx].mean(axis=0)],
+        "target_mean": [
+            float(x) for x in vectors[train_idx[train_idx < train_ds.n]].mean(axis=0)
+        ],
         "epochs_run": int(len(model.history.history.get("loss", []))),
         "timings": {
             "features_wall_s": round(feature_s, 1),

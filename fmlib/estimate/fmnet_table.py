@@ -18,7 +18,11 @@ and the reference the network is measured against.
 Training notes of a synthesizer prior are all FM spectra; real notes are not. So the
 training set is augmented in feature space (no audio is rendered): mixtures of two
 notes' band powers with a random tilt (:func:`mix_bands`), labelled by the same
-projection. Everything is numpy; the Keras head lives in :mod:`fmlib.estimate.fmnet`.
+projection. Real notes help more: sampled instruments of a SoundFont that no
+evaluation uses (``soundfont-set --plan train``, FluidR3_GM), labelled by the lookup
+(the teacher) and given the analysis's envelope (:func:`teacher_vectors`), are added
+to the training notes before the mixtures. Everything is numpy; the Keras head lives
+in :mod:`fmlib.estimate.fmnet`.
 """
 
 from __future__ import annotations
@@ -84,3 +88,37 @@ def entry_vectors(entries, f0_hz, envelope_vectors) -> np.ndarray:
     v[:, 1 + P.N_MODULATORS : 1 + 2 * P.N_MODULATORS] = tab.indices[e]
     v[:, 1 + 2 * P.N_MODULATORS :] = np.asarray(envelope_vectors, dtype=np.float64)
     return v
+
+
+def teacher_vectors(features, f0_hz, envelope) -> np.ndarray:
+    """Parameter vectors (n, 15) of real notes taught by the table lookup.
+
+    A real note has no true parameters; its targets are the teacher's answer: the
+    nearest table entry (:func:`fmlib.estimate.lookup.nearest_entries`, so its label
+    is the lookup's patch) and the analysis's fitted envelope, each envelope value
+    clipped to its parameter's range (the ``adsr`` head predicts in those ranges; a
+    real note's decay of 10 s becomes the longest the head can say, 0.6 s).
+
+    Args:
+        features: float (n, 217) the notes' features.
+        f0_hz: float (n,) their tracked f0.
+        envelope: float (n, 4) fitted attack_s, decay_s, sustain, release_s.
+
+    Returns:
+        float64 (n, 15).
+    """
+    from fmlib.estimate.lookup import nearest_entries
+
+    f = np.asarray(features, dtype=np.float32)
+    env = np.asarray(envelope, dtype=np.float64)
+    clipped = np.stack(
+        [
+            np.clip(env[:, c], spec.low, spec.high)
+            for c, spec in enumerate(P.ENVELOPE_PARAMS)
+        ],
+        axis=1,
+    ).reshape(len(env), len(P.ENVELOPE_PARAMS))
+    if len(f) == 0:
+        return np.zeros((0, len(P.TARGET_NAMES)))
+    entries, _ = nearest_entries(f[:, : HF.SLICES["wide"].stop], f0_hz)
+    return entry_vectors(entries[:, 0], f0_hz, clipped)
