@@ -55,6 +55,7 @@ def test_the_shipped_model_was_trained_on_the_recipe():
         r["preset"], n=r["test_n"], seed=r["test_seed"]
     )
     assert meta["n_train_notes"] == r["train_n"] and meta["seed"] == r["seed"]
+    assert meta["teacher_notes"] == r["teacher_notes"] and meta["n_teacher_notes"] > 0
     from fmlib.estimate.fmnet import TABLE_DESIGN, merge_config
 
     assert meta["config"] == merge_config(r["config"])

@@ -1,8 +1,8 @@
 """Copy a trained fmnet model folder into the package as the shipped model.
 
 ``model.keras`` is copied byte for byte; ``model.json`` is copied with the
-machine-specific dataset paths reduced to the datasets' folder names (the files'
-sha256 are printed for the model card).
+machine-specific paths of the datasets and teacher notes reduced to their folder
+names (the files' sha256 are printed for the model card).
 
 Usage::
 
@@ -26,8 +26,9 @@ def main() -> None:
     meta, model_path = check_model_folder(args.model_dir)
     if meta.get("kind") != "fmnet":
         raise SystemExit(f"{args.model_dir}: not an fmnet model folder")
-    for key in ("train_dataset", "test_dataset"):
-        meta[key] = Path(meta[key]).name
+    for key in ("train_dataset", "test_dataset", "teacher_notes"):
+        if meta.get(key):
+            meta[key] = Path(meta[key]).name
     meta["shipped_from"] = args.model_dir.name
     files.write_bytes(SHIPPED_MODEL_DIR / "model.keras", model_path.read_bytes())
     files.write_json(SHIPPED_MODEL_DIR / "model.json", meta)

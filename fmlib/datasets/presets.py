@@ -59,7 +59,9 @@ PRESETS: dict[str, dict] = {
 }
 
 #: How the shipped fmnet (``fmlib/shipped/fmnet``) was made: its preset, its training
-#: and test datasets (notes, seed) and its training seed; ``FMNET_CONFIG`` defaults.
+#: and test datasets (notes, seed), its training seed, ``FMNET_CONFIG`` defaults, and
+#: the folder (under the work folder, ``data/``) of its teacher notes, made by
+#: ``soundfont-set --plan train`` (FluidR3_GM, Debian's fluid-soundfont-gm).
 SHIPPED_RECIPE: dict = {
     "preset": "sparselow",
     "train_n": 20_000,
@@ -69,6 +71,8 @@ SHIPPED_RECIPE: dict = {
     "seed": 0,
     # fmnet design C (``train --arch fmnet-table``): the class over the harmonic table
     "config": {"arch": "mlp", "head": "table", "augment_mix": 4.0, "dropout": 0.3},
+    # real notes of another SoundFont, labelled by the table lookup (--teacher-notes)
+    "teacher_notes": "soundfont-train",
 }
 
 
