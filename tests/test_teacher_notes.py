@@ -130,52 +130,30 @@ def test_design_c_trains_with_teacher_notes(tiny_dataset, note_folder, tmp_path)
 
     config = {"hidden": [16], "epochs": 2, "batch_size": 16, "head": "table"}
     config["augment_mix"] = 0.0
-    meta = train_fmnet(
-        tiny_dataset,
-        tiny_dataset,
-        tmp_path / "m",
-        config=config,
-        seed=0,
-        features_dir=tmp_path / "f",
-        teacher_notes=note_folder,
-        progress=False,
-    )
+
+    def train(out="m", **options):
+        return train_fmnet(
+            tiny_dataset,
+            tiny_dataset,
+            tmp_path / out,
+            seed=0,
+            features_dir=tmp_path / "f",
+            progress=False,
+            **{"config": config, **options},
+        )
+
+    meta = train(teacher_notes=note_folder)
     assert meta["complete"] and meta["n_teacher_notes"] == 4  # the silent one left
     assert meta["teacher_notes"] == str(note_folder.resolve())
     assert (tmp_path / "f" / f"notes-{note_folder.name}" / "features.json").is_file()
     # 64 notes, 4 teachers: the split holds 68 notes (the tracker keeps every one)
     assert meta["n_train"] + meta["n_val"] == 64 + 4
     # the same folder reruns as finished; without the teacher it is another model
-    again = train_fmnet(
-        tiny_dataset,
-        tiny_dataset,
-        tmp_path / "m",
-        config=config,
-        seed=0,
-        features_dir=tmp_path / "f",
-        teacher_notes=note_folder,
-        progress=False,
-    )
-    assert again == meta
+    assert train(teacher_notes=note_folder) == meta
     with pytest.raises(InputError, match="trained otherwise"):
-        train_fmnet(
-            tiny_dataset,
-            tiny_dataset,
-            tmp_path / "m",
-            config=config,
-            seed=0,
-            features_dir=tmp_path / "f",
-            progress=False,
-        )
+        train()
     with pytest.raises(InputError, match="only design C"):
-        train_fmnet(
-            tiny_dataset,
-            tiny_dataset,
-            tmp_path / "a",
-            config={"hidden": [16]},
-            teacher_notes=note_folder,
-            progress=False,
-        )
+        train("a", config={"hidden": [16]}, teacher_notes=note_folder)
     assert not (tmp_path / "a").exists()
 
 
