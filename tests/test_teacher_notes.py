@@ -51,7 +51,7 @@ def note_folder(tmp_path_factory):
 def test_note_features_equal_the_analysis_and_resume(
     note_folder, tmp_path, monkeypatch
 ):
-    from fmlib.audio.analysis import analyze
+    from fmlib.audio.analysis import analyze, fit_envelope, frame_rms
     from fmlib.datasets import feature_cache as C
     from fmlib.datasets.nsynth import read_note
 
@@ -64,7 +64,7 @@ def test_note_features_equal_the_analysis_and_resume(
         a = analyze(x)
         assert got.pitch[i, 0] == a.f0_hz
         np.testing.assert_array_equal(got.features[i], HF.note_features(x, a.f0_hz))
-        e = a.envelope
+        e, _ = fit_envelope(frame_rms(x), n_samples=x.size, curves=("exponential",))
         np.testing.assert_allclose(
             got.envelope[i], (e.attack_s, e.decay_s, e.sustain, e.release_s)
         )
@@ -203,3 +203,61 @@ def test_train_plan_covers_every_instrument_and_refuses_the_eval_soundfont(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "fluid-soundfont-gm" in err[0]
     assert not (tmp_path / "t").exists()
+
+
+def test_analysis_envelopes_round_trip_unclipped_and_decode_exponential():
+    from fmlib.estimate import fmnet as F
+
+    paper, wide = F.env_specs("paper"), F.env_specs("analysis")
+    assert paper == P.ENVELOPE_PARAMS
+    assert [s.name for s in wide] == [s.name for s in paper]
+    assert wide[1].high == 20.0 and wide[1].scale == "log" and wide[2].high == 1.0
+    v = np.zeros((2, len(P.TARGET_NAMES)))
+    v[:, 11:] = [[0.002, 10.0, 0.97, 3.0], [0.3, 0.25, 0.5, 0.4]]
+    for name, specs in (("analysis", wide), ("paper", paper)):
+        u = F.adsr_targets(v, envelope=name)
+        assert u.dtype == np.float32 and np.all((u >= 0) & (u <= 1))
+        back = F._decode_adsr(u, envelope=name)
+        clipped = np.clip(v[:, 11:], [s.low for s in specs], [s.high for s in specs])
+        np.testing.assert_allclose(back, clipped, rtol=1e-5)
+    # the analysis ranges keep a real note's 10 s decay; the paper's cut it to 0.6 s
+    wide_back = F._decode_adsr(
+        F.adsr_targets(v, envelope="analysis"), envelope="analysis"
+    )
+    assert wide_back[0, 1] == pytest.approx(10.0, rel=1e-5)
+    assert F.env_curve("analysis") == "exponential" and F.env_curve() == "linear"
+    outputs = {
+        "entry": np.eye(2)[[1, 0]],
+        "adsr": F.adsr_targets(v, envelope="analysis"),
+    }
+    got = F.decode(outputs, [200.0, 300.0], [], classes=[5, 9], envelope="analysis")
+    assert got[0, 12] == pytest.approx(10.0, rel=1e-5)
+    np.testing.assert_allclose(got[:, 1:6], L.table().ratios[[9, 5]])
+    with pytest.raises(InputError, match="envelope"):
+        F.merge_config({"envelope": "dx7"})
+
+
+@pytest.mark.slow
+def test_an_analysis_envelope_model_predicts_exponential_patches(
+    tiny_dataset, note_folder, tmp_path
+):
+    from fmlib.datasets.dataset_reader import open_dataset
+    from fmlib.estimate.fmnet import train_fmnet
+    from fmlib.estimate.predict import load_predictor
+
+    config = {"hidden": [16], "epochs": 2, "batch_size": 16, "head": "table"}
+    meta = train_fmnet(
+        tiny_dataset,
+        tiny_dataset,
+        tmp_path / "m",
+        config={**config, "envelope": "analysis"},
+        seed=0,
+        features_dir=tmp_path / "f",
+        teacher_notes=note_folder,
+        progress=False,
+    )
+    assert meta["config"]["envelope"] == "analysis"
+    pred = load_predictor(tmp_path / "m")
+    assert pred.envelope == "analysis"
+    patches = pred.predict_patches(open_dataset(tiny_dataset).read([0, 1]))
+    assert {p.envelope.curve for p in patches} == {"exponential"}

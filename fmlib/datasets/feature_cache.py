@@ -17,9 +17,9 @@ has NaN features and f0.
 A folder of real notes in NSynth's layout (:func:`ensure_note_features`, fmnet's
 teacher notes) is cached the same way, its notes in ``note_str`` order, identified by
 the hash of its ``examples.json``; its chunks also hold ``envelope_KKKKK.npy`` float64
-(count, 4): the analysis's fitted attack, decay, sustain and release
-(:func:`fmlib.audio.analysis.fit_envelope`), the targets that a synthetic note's
-parameters give instead.
+(count, 4): the attack, decay, sustain and release of the analysis's exponential-curve
+fit (:func:`fmlib.audio.analysis.fit_envelope`, as a DX7 plays), the targets that a
+synthetic note's parameters give instead.
 """
 
 from __future__ import annotations
@@ -81,16 +81,20 @@ def compute_features(audio) -> tuple[np.ndarray, np.ndarray]:
     return feats, pitch
 
 
+#: The curve of the envelopes fitted to real notes (one fit: half the time of both).
+ENVELOPE_FIT_CURVE = "exponential"
+
+
 def compute_envelopes(audio) -> np.ndarray:
-    """The analysis's fitted envelope of notes (what ``match`` and the lookup use).
+    """The analysis's fitted envelope of notes, exponential curve.
 
     Args:
         audio: float32 shape (k, 64000), 16 kHz.
 
     Returns:
         float64 (k, 4): attack_s, decay_s, sustain, release_s of
-        :func:`fmlib.audio.analysis.fit_envelope` (the better curve); NaN rows for
-        silent notes.
+        :func:`fmlib.audio.analysis.fit_envelope` with the
+        :data:`ENVELOPE_FIT_CURVE` curve; NaN rows for silent notes.
     """
     from fmlib.audio.analysis import fit_envelope, frame_rms
 
@@ -99,7 +103,9 @@ def compute_envelopes(audio) -> np.ndarray:
         if not np.any(x):
             continue
         try:
-            e, _ = fit_envelope(frame_rms(x), n_samples=x.size)
+            e, _ = fit_envelope(
+                frame_rms(x), n_samples=x.size, curves=(ENVELOPE_FIT_CURVE,)
+            )
         except InputError:
             continue
         env[i] = (e.attack_s, e.decay_s, e.sustain, e.release_s)
@@ -268,13 +274,15 @@ def _ensure(
     }
     if kind == "notes":
         ident["source"] = kind
+        ident["envelope_fit"] = ENVELOPE_FIT_CURVE
     manifest = cache / MANIFEST
     if manifest.is_file():
         saved = json.loads(manifest.read_text(encoding="utf-8"))
         keys = ("dataset_config_sha256", "feature_version", "n_features", "chunk")
-        if any(saved.get(k) != ident[k] for k in keys) or saved.get(
-            "source", "dataset"
-        ) != ident.get("source", "dataset"):
+        extra = ("source", "envelope_fit")  # absent from a dataset's cache
+        if any(saved.get(k) != ident[k] for k in keys) or any(
+            saved.get(k) != ident.get(k) for k in extra
+        ):
             raise InputError(
                 f"{cache}: a feature cache of another dataset or feature version; "
                 "delete it or give another folder"

@@ -70,7 +70,13 @@ SHIPPED_RECIPE: dict = {
     "test_seed": 1,
     "seed": 0,
     # fmnet design C (``train --arch fmnet-table``): the class over the harmonic table
-    "config": {"arch": "mlp", "head": "table", "augment_mix": 4.0, "dropout": 0.3},
+    "config": {
+        "arch": "mlp",
+        "head": "table",
+        "augment_mix": 4.0,
+        "dropout": 0.3,
+        "envelope": "analysis",
+    },
     # real notes of another SoundFont, labelled by the table lookup (--teacher-notes)
     "teacher_notes": "soundfont-train",
 }

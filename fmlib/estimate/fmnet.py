@@ -51,7 +51,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,21 +91,67 @@ FMNET_CONFIG: dict[str, Any] = {
     "multiple_min_share": 5e-4,
     "head": "params",
     "augment_mix": 0.0,
+    "envelope": "paper",
 }
 ARCHS = ("mlp", "conv")
 #: Output heads: ``"params"`` (designs A, B: carrier class, ratio classes, indices)
 #: or ``"table"`` (design C, :mod:`fmlib.estimate.fmnet_table`: one class over the
 #: harmonic table's entries); both also predict the ADSR.
 HEADS = ("params", "table")
+#: How the ``adsr`` head reads envelopes (config ``"envelope"``): ``"paper"`` (the
+#: paper's ranges, decoded with the linear curve: what synthetic notes are made of)
+#: or ``"analysis"`` (the ranges of the analysis's exponential-curve fit,
+#: :func:`fmlib.audio.analysis.envelope_bounds`, times on a log scale from 1 ms,
+#: decoded with the exponential curve: real notes decay for seconds; teacher notes
+#: then keep their fitted envelopes unclipped).
+ENVELOPES = ("paper", "analysis")
+
+
+def _analysis_env_specs() -> tuple[P.ParamSpec, ...]:
+    from fmlib.audio.analysis import envelope_bounds
+
+    low, high = envelope_bounds("exponential")
+    return tuple(
+        replace(
+            spec,
+            low=float(max(low[i], 1e-3)) if spec.unit == "s" else float(low[i]),
+            high=float(high[i]),
+            scale="log" if spec.unit == "s" else "linear",
+        )
+        for i, spec in enumerate(P.ENVELOPE_PARAMS)
+    )
+
+
+def env_specs(envelope: str = "paper") -> tuple[P.ParamSpec, ...]:
+    """The ranges and scales the ``adsr`` head maps to [0, 1] (see
+    :data:`ENVELOPES`): attack, decay, sustain, release."""
+    if envelope not in ENVELOPES:
+        raise InputError(
+            f"envelope: {envelope!r} is not valid; valid: {', '.join(ENVELOPES)}"
+        )
+    return ENV_SPECS if envelope == "paper" else _analysis_env_specs()
+
+
+def env_curve(envelope: str = "paper") -> str:
+    """The envelope curve of the patches a model decodes (see :data:`ENVELOPES`)."""
+    return P.DEFAULT_ENVELOPE_CURVE if envelope == "paper" else "exponential"
+
+
 #: Design C's options (``train --arch fmnet-table``): the table head, four mixtures
-#: per training note (:func:`fmlib.estimate.fmnet_table.mix_bands`), dropout 0.3.
-#: Chosen on the dev and SoundFont notes (single-pass log-mel gain, seeds 0 / 1):
-#: dropout 0.1 with two mixtures 51.1 / 54.6 % and 48.4 / 57.4 %; dropout 0.3 with
-#: two mixtures 54.9 / 55.8 % and 53.7 / 54.9 %, with four 58.2 / 56.5 % and
-#: 59.8 / 54.9 %, with eight (seed 0) 56.7 % and 50.9 %. Teacher notes are data, not
-#: options (``train_fmnet(teacher_notes=...)``): with them, four mixtures reach 63.2 %
-#: and 71.2 % (seed 0, the shipped model).
-TABLE_DESIGN = {"head": "table", "augment_mix": 4.0, "dropout": 0.3}
+#: per training note (:func:`fmlib.estimate.fmnet_table.mix_bands`), dropout 0.3, the
+#: analysis's envelope ranges. Chosen on the dev and SoundFont notes (single-pass
+#: log-mel gain, seeds 0 / 1): dropout 0.1 with two mixtures 51.1 / 54.6 % and
+#: 48.4 / 57.4 %; dropout 0.3 with two mixtures 54.9 / 55.8 % and 53.7 / 54.9 %,
+#: with four 58.2 / 56.5 % and 59.8 / 54.9 %, with eight (seed 0) 56.7 % and 50.9 %.
+#: Teacher notes are data, not options (``train_fmnet(teacher_notes=...)``): with
+#: them, four mixtures reach 63.2 % and 71.2 % with the paper's envelope ranges, and
+#: 65.5 % and 75.4 % with the analysis's (seed 0, the shipped model).
+TABLE_DESIGN = {
+    "head": "table",
+    "augment_mix": 4.0,
+    "dropout": 0.3,
+    "envelope": "analysis",
+}
 
 
 def merge_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -125,6 +171,7 @@ def merge_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
         raise InputError(
             f"head: {merged['head']!r} is not valid; valid: {', '.join(HEADS)}"
         )
+    env_specs(merged["envelope"])  # refuses an unknown envelope
     return merged
 
 
@@ -182,20 +229,21 @@ def make_targets(
     }
 
 
-def adsr_targets(vectors) -> np.ndarray:
+def adsr_targets(vectors, *, envelope: str = "paper") -> np.ndarray:
     """The ``adsr`` head's targets: float32 (n, 4), each envelope column of the
-    parameter vectors (n, 15) mapped to [0, 1] by its
-    :class:`~fmlib.synth.params.ParamSpec`."""
+    parameter vectors (n, 15), clipped to its range of :func:`env_specs` and mapped
+    to [0, 1] by that :class:`~fmlib.synth.params.ParamSpec`."""
     v = np.asarray(vectors, dtype=np.float64)
+    specs = env_specs(envelope)
     return (
         np.stack(
             [
-                [spec.to_unit(x) for x in v[:, c]]
-                for spec, c in zip(ENV_SPECS, T.ENV_COLS, strict=True)
+                [spec.to_unit(min(max(x, spec.low), spec.high)) for x in v[:, c]]
+                for spec, c in zip(specs, T.ENV_COLS, strict=True)
             ],
             axis=1,
         )
-        .reshape(len(v), len(ENV_SPECS))
+        .reshape(len(v), len(specs))
         .astype(np.float32)
     )
 
@@ -399,6 +447,7 @@ def decode(
     *,
     mode: str = "argmax",
     classes=None,
+    envelope: str = "paper",
 ) -> np.ndarray:
     """Parameter vectors from the model's outputs.
 
@@ -413,22 +462,24 @@ def decode(
             "mean" (each ratio the expected value under the predicted class
             probabilities: the least-squares estimate, what R² rewards; not a
             discrete ratio).
+        envelope: How the ``adsr`` head reads envelopes (:data:`ENVELOPES`).
 
     Returns:
-        float64 (n, 15), TARGET_NAMES order, every value inside the paper's range.
+        float64 (n, 15), TARGET_NAMES order, every value inside the paper's range
+        (the envelope's inside the ranges of :func:`env_specs`).
     """
     if mode not in DECODE_MODES:
         raise InputError(f"mode: {mode!r} is not valid; valid: argmax, mean")
     f0 = np.asarray(f0_hz, dtype=np.float64)
     n = len(f0)
-    env = _decode_adsr(outputs["adsr"])
+    env = _decode_adsr(outputs["adsr"], envelope=envelope)
     if "entry" in outputs:  # design C: the most probable table entry
         from fmlib.estimate.fmnet_table import entry_vectors
 
         if classes is None:
             raise InputError("decode: a table-head model needs its classes")
         entries = np.asarray(classes)[np.argmax(np.asarray(outputs["entry"]), axis=-1)]
-        return _clip_to_ranges(entry_vectors(entries, f0, env))
+        return _clip_to_ranges(entry_vectors(entries, f0, env), envelope)
     v = np.empty((n, len(P.TARGET_NAMES)))
     mult = np.asarray(multiples, dtype=np.float64)
     v[:, T.CARRIER_COL] = f0 * mult[np.argmax(outputs["carrier"], axis=-1)]
@@ -439,21 +490,25 @@ def decode(
         v[:, T.RATIO_COLS] = T.RATIO_CLASSES[np.argmax(probs, axis=-1)]
     v[:, T.INDEX_COLS] = np.asarray(outputs["indices"]) * INDEX_SCALE
     v[:, T.ENV_COLS] = env
-    return _clip_to_ranges(v)
+    return _clip_to_ranges(v, envelope)
 
 
-def _decode_adsr(adsr) -> np.ndarray:
+def _decode_adsr(adsr, *, envelope: str = "paper") -> np.ndarray:
     """ADSR columns (n, 4) from the ``adsr`` head's unit values."""
     e = np.asarray(adsr, dtype=np.float64)
+    specs = env_specs(envelope)
     return np.stack(
-        [[spec.from_unit(u) for u in e[:, j]] for j, spec in enumerate(ENV_SPECS)],
+        [[spec.from_unit(u) for u in e[:, j]] for j, spec in enumerate(specs)],
         axis=1,
-    ).reshape(len(e), len(ENV_SPECS))
+    ).reshape(len(e), len(specs))
 
 
-def _clip_to_ranges(v: np.ndarray) -> np.ndarray:
+def _clip_to_ranges(v: np.ndarray, envelope: str = "paper") -> np.ndarray:
     low = np.array([P.PARAMS[name].low for name in P.TARGET_NAMES])
     high = np.array([P.PARAMS[name].high for name in P.TARGET_NAMES])
+    specs = env_specs(envelope)
+    low[T.ENV_COLS] = [s.low for s in specs]
+    high[T.ENV_COLS] = [s.high for s in specs]
     return np.clip(v, low, high)
 
 
@@ -506,8 +561,18 @@ class FMNetPredictor:
     def decode_outputs(self, outputs, f0_hz, *, mode: str = "argmax") -> np.ndarray:
         """:func:`decode` with this model's carrier multiples and table classes."""
         return decode(
-            outputs, f0_hz, self.multiples, mode=mode, classes=self.meta.get("classes")
+            outputs,
+            f0_hz,
+            self.multiples,
+            mode=mode,
+            classes=self.meta.get("classes"),
+            envelope=self.envelope,
         )
+
+    @property
+    def envelope(self) -> str:
+        """How this model's ``adsr`` head reads envelopes (:data:`ENVELOPES`)."""
+        return self.meta.get("config", {}).get("envelope", "paper")
 
     def _decode(self, feats, f0) -> np.ndarray:
         return self.decode_outputs(predict_arrays(self.model, feats), f0)
@@ -523,10 +588,13 @@ class FMNetPredictor:
         f0, feats, rms = self.analyse(audio)
         vectors = self._decode(feats, f0)
         out = []
+        curve = env_curve(self.envelope)
         for v, r in zip(vectors, rms, strict=True):
-            patch = patch_from_vector(v, algorithm=self.algorithm)
+            patch = patch_from_vector(v, algorithm=self.algorithm, curve=curve)
             level = level_for(patch.envelope, r)
-            out.append(patch_from_vector(v, algorithm=self.algorithm, level=level))
+            out.append(
+                patch_from_vector(v, algorithm=self.algorithm, level=level, curve=curve)
+            )
         return out
 
     def mean_patch(self) -> Patch:
@@ -704,7 +772,10 @@ def train_fmnet(
             [
                 vectors,
                 teacher_vectors(
-                    real.features[keep], real.pitch[keep, 0], real.envelope[keep]
+                    real.features[keep],
+                    real.pitch[keep, 0],
+                    real.envelope[keep],
+                    specs=env_specs(c["envelope"]),
                 ),
             ]
         )
@@ -748,11 +819,11 @@ def train_fmnet(
         position = {k: i for i, k in enumerate(classes)}
         train_y = {
             "entry": np.array([position[k] for k in train_entries], dtype=np.int64),
-            "adsr": adsr_targets(train_v),
+            "adsr": adsr_targets(train_v, envelope=c["envelope"]),
         }
         val_y = {
             "entry": np.array([position.get(k, -1) for k in val_entries], np.int64),
-            "adsr": adsr_targets(vectors[val_idx]),
+            "adsr": adsr_targets(vectors[val_idx], envelope=c["envelope"]),
         }
     else:
         train_y, val_y = (
@@ -813,7 +884,14 @@ def train_fmnet(
     outputs = predict_arrays(model, test_feats[t_ok])
     metrics, metrics_mean = (
         T.parameter_metrics(
-            decode(outputs, test_pitch[t_ok, 0], multiples, mode=mode, classes=classes),
+            decode(
+                outputs,
+                test_pitch[t_ok, 0],
+                multiples,
+                mode=mode,
+                classes=classes,
+                envelope=c["envelope"],
+            ),
             test_vec[t_ok],
             algorithm=test_ds.algorithm,
         )

@@ -90,19 +90,24 @@ def entry_vectors(entries, f0_hz, envelope_vectors) -> np.ndarray:
     return v
 
 
-def teacher_vectors(features, f0_hz, envelope) -> np.ndarray:
+def teacher_vectors(
+    features, f0_hz, envelope, *, specs=P.ENVELOPE_PARAMS
+) -> np.ndarray:
     """Parameter vectors (n, 15) of real notes taught by the table lookup.
 
     A real note has no true parameters; its targets are the teacher's answer: the
     nearest table entry (:func:`fmlib.estimate.lookup.nearest_entries`, so its label
     is the lookup's patch) and the analysis's fitted envelope, each envelope value
-    clipped to its parameter's range (the ``adsr`` head predicts in those ranges; a
-    real note's decay of 10 s becomes the longest the head can say, 0.6 s).
+    clipped to the range the ``adsr`` head predicts in (``specs``; with the paper's
+    ranges, the default, a real note's decay of 10 s becomes the longest the head can
+    say, 0.6 s; see :data:`fmlib.estimate.fmnet.ENVELOPES`).
 
     Args:
         features: float (n, 217) the notes' features.
         f0_hz: float (n,) their tracked f0.
         envelope: float (n, 4) fitted attack_s, decay_s, sustain, release_s.
+        specs: The four envelope :class:`~fmlib.synth.params.ParamSpec` whose
+            ``low``/``high`` clip the envelope.
 
     Returns:
         float64 (n, 15).
@@ -112,12 +117,9 @@ def teacher_vectors(features, f0_hz, envelope) -> np.ndarray:
     f = np.asarray(features, dtype=np.float32)
     env = np.asarray(envelope, dtype=np.float64)
     clipped = np.stack(
-        [
-            np.clip(env[:, c], spec.low, spec.high)
-            for c, spec in enumerate(P.ENVELOPE_PARAMS)
-        ],
+        [np.clip(env[:, c], spec.low, spec.high) for c, spec in enumerate(specs)],
         axis=1,
-    ).reshape(len(env), len(P.ENVELOPE_PARAMS))
+    ).reshape(len(env), len(specs))
     if len(f) == 0:
         return np.zeros((0, len(P.TARGET_NAMES)))
     entries, _ = nearest_entries(f[:, : HF.SLICES["wide"].stop], f0_hz)
