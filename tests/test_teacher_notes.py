@@ -261,3 +261,16 @@ def test_an_analysis_envelope_model_predicts_exponential_patches(
     assert pred.envelope == "analysis"
     patches = pred.predict_patches(open_dataset(tiny_dataset).read([0, 1]))
     assert {p.envelope.curve for p in patches} == {"exponential"}
+
+
+def test_design_a_targets_follow_the_envelope_option():
+    from fmlib.estimate import fmnet as F
+
+    v = np.zeros((1, len(P.TARGET_NAMES)))
+    v[0] = [220.0, 1, 2, 1, 1, 1, 1.0, 0.5, 0, 0, 0, 0.01, 5.0, 0.5, 0.3]
+    for name in ("paper", "analysis"):
+        t = F.make_targets(v, [220.0], [1.0], algorithm="dx7_18", envelope=name)
+        back = F._decode_adsr(t["adsr"], envelope=name)
+        assert back[0, 1] == pytest.approx(
+            min(5.0, F.env_specs(name)[1].high), rel=1e-5
+        )

@@ -43,11 +43,6 @@ FEATURE_VERSION = 1
 MANIFEST = "features.json"
 
 
-#: The two kinds of source: a rendered dataset, or a folder of notes in NSynth's
-#: layout.
-SOURCES = ("dataset", "notes")
-
-
 def _chunk_names(k: int) -> tuple[str, str]:
     return f"features_{k:05d}.npy", f"pitch_{k:05d}.npy"
 
@@ -218,7 +213,7 @@ def ensure_note_features(
     progress: bool = True,
 ) -> NoteFeatures:
     """Features, f0 and analysis envelope of every note of an NSynth-layout folder,
-    computed where missing (about 0.1 s a note on one core; resumable by chunk).
+    computed where missing (about 50 ms a note on one core; resumable by chunk).
 
     Args:
         folder: A folder with ``examples.json`` and ``audio/`` (16 kHz notes).

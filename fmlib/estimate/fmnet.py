@@ -198,7 +198,13 @@ def split_features(features) -> dict[str, np.ndarray]:
 
 # --------------------------------------------------------------------------- targets
 def make_targets(
-    vectors, f0_hz, multiples, *, algorithm: str, mask_inaudible: bool = True
+    vectors,
+    f0_hz,
+    multiples,
+    *,
+    algorithm: str,
+    mask_inaudible: bool = True,
+    envelope: str = "paper",
 ) -> dict[str, np.ndarray]:
     """Training targets of notes.
 
@@ -208,6 +214,7 @@ def make_targets(
         multiples: The carrier classes (carrier / f0).
         algorithm: The notes' algorithm (audibility and canonical order).
         mask_inaudible: Mask inaudible ratios (-1) and indices (NaN).
+        envelope: How the ``adsr`` head reads envelopes (:data:`ENVELOPES`).
 
     Returns:
         {"carrier": int64 (n,), "ratios": int64 (n, 5), "indices": float32 (n, 5),
@@ -220,7 +227,7 @@ def make_targets(
     if mask_inaudible:
         ratios = np.where(ratio_ok, ratios, -1)
         indices = np.where(index_ok, indices, np.nan).astype(np.float32)
-    env = adsr_targets(v)
+    env = adsr_targets(v, envelope=envelope)
     return {
         "carrier": T.carrier_labels(v[:, T.CARRIER_COL], f0_hz, multiples),
         "ratios": ratios.astype(np.int64),
@@ -833,6 +840,7 @@ def train_fmnet(
                 multiples,
                 algorithm=algorithm,
                 mask_inaudible=c["mask_inaudible"],
+                envelope=c["envelope"],
             )
             for v, f0 in (
                 (train_v, train_f0),
