@@ -126,11 +126,9 @@ def _run_fmnet(args, overrides: dict[str, Any]) -> int:
         teacher = files.check_input(
             args.teacher_notes, kind="folder", what="notes folder"
         )
-        if not (teacher / "examples.json").is_file():
-            raise InputError(
-                f"--teacher-notes: {teacher} has no examples.json; valid: a folder "
-                "of notes in NSynth's layout (soundfont-set --plan train)"
-            )
+        from fmlib.datasets.nsynth import load_nsynth
+
+        load_nsynth(teacher)  # an NSynth-layout index, refused here before any work
     data = files.check_input(args.data, kind="folder", what="dataset folder")
     test = files.check_input(args.test_data, kind="folder", what="dataset folder")
     out = files.check_output(args.out, kind="folder")

@@ -51,6 +51,11 @@ def _envelope_name(k: int) -> str:
     return f"envelope_{k:05d}.npy"
 
 
+def _chunk_files(k: int, kind: str) -> list[str]:
+    """The files of chunk ``k`` in the order :func:`_ensure` returns them."""
+    return [*_chunk_names(k)] + ([_envelope_name(k)] if kind == "notes" else [])
+
+
 def compute_features(audio) -> tuple[np.ndarray, np.ndarray]:
     """Features and pitch of notes.
 
@@ -308,11 +313,9 @@ def _ensure(
                 for done in pool.imap_unordered(_work, todo):
                     bar.update(done)
         bar.close()
-    names = [*_chunk_names(0)] + ([_envelope_name(0)] if kind == "notes" else [])
-    parts: list[list[np.ndarray]] = [[] for _ in names]
+    parts: list[list[np.ndarray]] = [[] for _ in _chunk_files(0, kind)]
     for k in range(n_chunks):
-        chunk = [*_chunk_names(k)] + ([_envelope_name(k)] if kind == "notes" else [])
-        for part, name in zip(parts, chunk, strict=True):
+        for part, name in zip(parts, _chunk_files(k, kind), strict=True):
             part.append(np.load(cache / name, allow_pickle=False))
     if n == 0:
         return [np.zeros((0, N_FEATURES), np.float32), np.zeros((0, 2))] + (

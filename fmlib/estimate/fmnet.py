@@ -107,6 +107,7 @@ HEADS = ("params", "table")
 ENVELOPES = ("paper", "analysis")
 
 
+@functools.cache
 def _analysis_env_specs() -> tuple[P.ParamSpec, ...]:
     from fmlib.audio.analysis import envelope_bounds
 
