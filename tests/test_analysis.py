@@ -64,35 +64,11 @@ HARMONIC_PATCHES = {
 #: (keeps the file fast: about 40 ms a note).
 FULL_GRID = {"sine", "ratio1", "bright", "weak_fundamental"}
 
-# Known failures of estimate_f0 at the time of writing (checked on every pitch
-# 21..108). Two causes, both in fmlib/audio/analysis.py:
-_THIRD = (
-    "YIN returns f0/3 or f0/5 on these high notes (one harmonic dominates) and "
-    "_settle_octave's candidates are f0 * 2**j, f0/3 and f0/5, never 3 f0 or 5 f0"
-)
-_SHARP = (
-    "YIN is up to +52 cents sharp at MIDI >= 106 (period of 4 samples) and the "
-    "refinement only searches within 30 cents of it"
-)
-KNOWN_F0_FAILURES = {
-    ("sine", 106): _SHARP,
-    ("sine", 107): _SHARP,
-    ("ratio1", 96): _THIRD,
-    ("ratio1", 101): _THIRD,
-    ("ratio1", 104): _THIRD,
-    ("ratio1", 106): _THIRD,
-    ("ratio1", 107): _SHARP,
-    ("ratio2_ratio3", 106): _SHARP,
-    ("ratio2_ratio3", 107): _SHARP,
-    ("stack", 106): _SHARP,
-    ("stack", 107): _SHARP,
-    ("bright", 96): _THIRD,
-    ("bright", 101): _THIRD,
-    ("bright", 106): _THIRD,
-    ("bright", 107): _SHARP,
-    ("bright", 108): _THIRD,
-    ("weak_fundamental", 96): _THIRD,
-}
+# estimate_f0 once failed on some of these notes at MIDI 96-108 (checked on every
+# pitch 21..108), for two causes in fmlib/audio/analysis.py, both fixed on
+# 2026-12-01: YIN read f0/3 or f0/5 (now settled by _settle_twelfth), and it was up
+# to 52 cents sharp at MIDI 106-107 with the refinement searching only 30 cents
+# around it (REFINE_CENTS_HIGH). Every case is now expected to pass.
 
 
 def _f0_cases():
@@ -105,12 +81,7 @@ def _f0_cases():
         else:
             pitches = sorted(set(range(21, 109, 4)) | set(range(96, 109)))
         for midi in pitches:
-            marks = []
-            if (name, midi) in KNOWN_F0_FAILURES:
-                marks = [
-                    pytest.mark.xfail(strict=True, reason=KNOWN_F0_FAILURES[name, midi])
-                ]
-            yield pytest.param(name, midi, marks=marks, id=f"{name}-{midi}")
+            yield pytest.param(name, midi, id=f"{name}-{midi}")
 
 
 # --------------------------------------------------------------------------- f0

@@ -303,12 +303,9 @@ def test_budget_bounds_the_renders(budget):
     assert r.n_evaluations <= budget, f"{r.n_evaluations} renders for {budget}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="estimate_f0 returns f0/3 for a weak fundamental under strong odd "
-    "harmonics (no 3x candidate in _settle_octave)",
-)
 def test_round_trip_weak_fundamental_odd_harmonics_pitch():
+    """YIN reads this note at f0/3 (a weak fundamental under strong odd
+    harmonics); the analysis's twelfth check (``_settle_twelfth``) recovers f0."""
     rt = _round_trip(F0_THIRD_CASE)
     assert abs(rt["resynth_cents"]) <= PITCH_TOL_CENTS
 

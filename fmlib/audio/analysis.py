@@ -15,7 +15,9 @@ Everything an estimator measures from the audio alone, before it guesses a timbr
   2. Octave errors are settled on the long-term spectrum (:func:`_settle_octave`):
      among the octaves of the YIN value (and its third and fifth), the highest
      whose harmonics explain (nearly) as much of the power of the spectrum's main
-     peaks as the best candidate wins.
+     peaks as the best candidate wins. Above 500 Hz a twelfth or a seventeenth up
+     (3 or 5 times the winner) is also tried, since YIN's sub-harmonic errors are
+     thirds and fifths of the pitch there.
   3. The value is refined to a fraction of a cent from the peaks of the harmonics
      in the spectrum of the whole note (0.24 Hz bins, parabolic interpolation of
      the log magnitude), weighted by their power: the re-synthesis's partials then
@@ -259,10 +261,60 @@ def _settle_octave(mag: np.ndarray, bin_hz: float, f0: float) -> float:
     cands = [c for c in cands if F0_MIN_HZ <= c <= F0_MAX_HZ]
     scores = [_explained(freqs, power, c, max_multiple=12, cents=30.0) for c in cands]
     best = max(scores)
-    for c, score in zip(cands, scores, strict=True):
-        if score >= best - 0.05:
-            return c
-    return f0
+    settled = next(c for c, s in zip(cands, scores, strict=True) if s >= best - 0.05)
+    return _settle_twelfth(freqs, power, settled)
+
+
+#: Lowest pitch, Hz, at which :func:`_settle_twelfth` tries 3 and 5 times the
+#: octave-settled value (a period of 32 samples at 16 kHz).
+TWELFTH_MIN_HZ = 500.0
+#: Power share a candidate 3 or 5 times higher may leave unexplained and still win.
+TWELFTH_MARGIN = 0.01
+
+
+def _settle_twelfth(freqs, power, f0: float) -> float:
+    """3 or 5 times ``f0`` when that pitch lies in [:data:`TWELFTH_MIN_HZ`,
+    :data:`F0_MAX_HZ`] and, on the peaks up to ``f0``'s 12th harmonic (the ones
+    ``f0`` is scored on), its harmonics explain all but :data:`TWELFTH_MARGIN` of
+    the power that ``f0``'s explain; else ``f0``.
+
+    Why: on high notes YIN's integer lags of a period of a few samples miss the
+    period, and it returns f0/3 or f0/5, whose octaves never reach f0. Measured
+    before this step: harmonic tones with random spectral slopes read f0/3 at
+    MIDI 92 and 96 (1 in 6 of each); fmlib's own notes from 659 Hz up (the
+    cases of tests/test_analysis.py that failed before); 4 of 275 FluidR3
+    notes over MIDI 24-96 (brass, organ and reed at MIDI 78 and 96), all fixed by
+    this step, with no other FluidR3, SoundFont-set or dev note moved from within
+    50 cents of its label (two mallets already read a twelfth or more off moved
+    further: inharmonic partials).
+    Below 500 Hz the step would re-read real notes with sub-harmonic content (a
+    synth lead of the dev notes read at 65 Hz would move to 196 Hz). The margin is
+    strict (0.01 against the octave check's 0.05): a twelfth explains a third of
+    the harmonics, so it must explain nearly everything to win. The band is
+    ``f0``'s own: scored on all the peaks, a twelfth would also gain the harmonics
+    above ``f0``'s 12th.
+    """
+    band = freqs <= 12.5 * f0
+    if power[band].sum() <= 0:
+        return f0
+    fb, pb = freqs[band], power[band]
+    base = _explained(fb, pb, f0, max_multiple=12, cents=30.0)
+    wins = [
+        c
+        for c in (3 * f0, 5 * f0)
+        if TWELFTH_MIN_HZ <= c <= F0_MAX_HZ
+        and _explained(fb, pb, c, max_multiple=12, cents=30.0) >= base - TWELFTH_MARGIN
+    ]
+    return max(wins, default=f0)
+
+
+#: Pitch, Hz, from which the refinement searches the harmonics' peaks within
+#: :data:`REFINE_CENTS_HIGH` of the estimate instead of 30 cents: with a period of
+#: 4-8 samples YIN's interpolated lag is up to 52 cents off (measured on fmlib's
+#: own notes at MIDI 106-107), and there only the first 1-3 harmonics lie below
+#: 8 kHz, an octave or more apart.
+REFINE_HIGH_HZ = 2000.0
+REFINE_CENTS_HIGH = 80.0
 
 
 def estimate_f0(x, *, n_harmonics: int = 10) -> Pitch:
@@ -295,7 +347,8 @@ def estimate_f0(x, *, n_harmonics: int = 10) -> Pitch:
     f0 = _settle_octave(mag, bin_hz, f0)
     k = np.arange(1, n_harmonics + 1)
     # Refinement from the harmonics' peaks, power-weighted.
-    peaks = [(m, *_peak(mag, bin_hz, m * f0, 30.0)) for m in k]
+    window = REFINE_CENTS_HIGH if f0 >= REFINE_HIGH_HZ else 30.0
+    peaks = [(m, *_peak(mag, bin_hz, m * f0, window)) for m in k]
     peaks = [(m, amp, f) for m, amp, f in peaks if amp > 0]
     strongest = max(amp for _, amp, _ in peaks) if peaks else 0.0
     used = [(m, amp, f) for m, amp, f in peaks if amp >= strongest * 10 ** (-30 / 20)]
