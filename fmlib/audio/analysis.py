@@ -15,9 +15,9 @@ Everything an estimator measures from the audio alone, before it guesses a timbr
   2. Octave errors are settled on the long-term spectrum (:func:`_settle_octave`):
      among the octaves of the YIN value (and its third and fifth), the highest
      whose harmonics explain (nearly) as much of the power of the spectrum's main
-     peaks as the best candidate wins. Above 500 Hz a twelfth or a seventeenth up
-     (3 or 5 times the winner) is also tried, since YIN's sub-harmonic errors are
-     thirds and fifths of the pitch there.
+     peaks as the best candidate wins. Then, from 500 Hz up, a twelfth or a
+     seventeenth up (3 or 5 times the winner) is tried (:func:`_settle_twelfth`),
+     since YIN's sub-harmonic errors are thirds and fifths of the pitch there.
   3. The value is refined to a fraction of a cent from the peaks of the harmonics
      in the spectrum of the whole note (0.24 Hz bins, parabolic interpolation of
      the log magnitude), weighted by their power: the re-synthesis's partials then
@@ -261,8 +261,7 @@ def _settle_octave(mag: np.ndarray, bin_hz: float, f0: float) -> float:
     cands = [c for c in cands if F0_MIN_HZ <= c <= F0_MAX_HZ]
     scores = [_explained(freqs, power, c, max_multiple=12, cents=30.0) for c in cands]
     best = max(scores)
-    settled = next(c for c, s in zip(cands, scores, strict=True) if s >= best - 0.05)
-    return _settle_twelfth(freqs, power, settled)
+    return next(c for c, s in zip(cands, scores, strict=True) if s >= best - 0.05)
 
 
 #: Lowest pitch, Hz, at which :func:`_settle_twelfth` tries 3 and 5 times the
@@ -272,7 +271,7 @@ TWELFTH_MIN_HZ = 500.0
 TWELFTH_MARGIN = 0.01
 
 
-def _settle_twelfth(freqs, power, f0: float) -> float:
+def _settle_twelfth(mag: np.ndarray, bin_hz: float, f0: float) -> float:
     """3 or 5 times ``f0`` when that pitch lies in [:data:`TWELFTH_MIN_HZ`,
     :data:`F0_MAX_HZ`] and, on the peaks up to ``f0``'s 12th harmonic (the ones
     ``f0`` is scored on), its harmonics explain all but :data:`TWELFTH_MARGIN` of
@@ -294,6 +293,7 @@ def _settle_twelfth(freqs, power, f0: float) -> float:
     ``f0``'s own: scored on all the peaks, a twelfth would also gain the harmonics
     above ``f0``'s 12th.
     """
+    freqs, power = _spectral_peaks(mag, bin_hz)
     band = freqs <= 12.5 * f0
     if power[band].sum() <= 0:
         return f0
@@ -344,7 +344,7 @@ def estimate_f0(x, *, n_harmonics: int = 10) -> Pitch:
     logs = np.log2(track[active[: track.size]])
     f0 = float(2 ** np.median(logs))
     mag, bin_hz = _spectrum(a)
-    f0 = _settle_octave(mag, bin_hz, f0)
+    f0 = _settle_twelfth(mag, bin_hz, _settle_octave(mag, bin_hz, f0))
     k = np.arange(1, n_harmonics + 1)
     # Refinement from the harmonics' peaks, power-weighted.
     window = REFINE_CENTS_HIGH if f0 >= REFINE_HIGH_HZ else 30.0
