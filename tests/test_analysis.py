@@ -372,14 +372,61 @@ def test_prepare_audio_reports_every_change():
     ]
 
 
+def _plucked(seconds: float = 3.0) -> np.ndarray:
+    """A plucked 220 Hz tone: instant attack, 0.4 s exponential decay, float32."""
+    t = np.arange(round(seconds * SR)) / SR
+    return (0.6 * np.exp(-t / 0.4) * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
+
+
+def test_prepare_audio_cuts_leading_silence_and_keeps_the_attack():
+    note = _plucked()
+    lead = np.random.default_rng(0).normal(0.0, 1e-4, 4_800).astype(np.float32)
+    y, changes = A.prepare_audio(np.concatenate([lead, note]), SR)
+    # 300 ms of noise 70 dB down: cut up to 2 ms before the onset.
+    assert changes == [
+        "cut 0.298 s of silence before the note's onset",
+        "padded with silence from 3.002 s to 4 s",
+    ]
+    np.testing.assert_array_equal(y[32 : 32 + note.size], note)
+    # The fitted attack is the note's (instant), not the silence's (0.3 s).
+    attack_s = A.analyze(y).envelope.attack_s
+    assert attack_s < 0.005
+    plain = A.analyze(A.prepare_audio(note, SR)[0]).envelope.attack_s
+    assert attack_s == pytest.approx(plain, abs=0.004)
+
+
+def test_prepare_audio_keeps_a_short_lead_and_a_note_that_starts_at_once():
+    note = _plucked(4.0)
+    assert A.leading_silence(note) == 0
+    y, changes = A.prepare_audio(note, SR)
+    assert changes == []
+    # 40 ms of silence is under ONSET_MIN_S: kept (NSynth's notes start within 30 ms).
+    short = np.concatenate([np.zeros(640, np.float32), note])[:64_000]
+    assert A.leading_silence(short) == 0
+    np.testing.assert_array_equal(A.prepare_audio(short, SR)[0], short)
+
+
+def test_prepare_audio_finds_a_note_after_long_silence():
+    # 5 s of silence, then the note: cut (the 4 s window then holds the note).
+    x = np.concatenate([np.zeros(80_000, np.float32), _plucked(2.0)])
+    y, changes = A.prepare_audio(x, SR)
+    assert changes[0] == "cut 4.998 s of silence before the note's onset"
+    assert abs(cents(A.estimate_f0(y).f0_hz, 220.0)) <= 5.0
+
+
+def test_leading_silence_is_relative_to_the_note_level():
+    # The same shape 40 dB quieter is cut at the same sample.
+    x = np.concatenate([np.zeros(8_000, np.float32), _plucked()])
+    assert A.leading_silence(x) == A.leading_silence(0.01 * x) == 8_000 - 32
+    # Noise only 30 dB below the note is not silence: nothing is cut.
+    rng = np.random.default_rng(1)
+    noisy = x + rng.normal(0.0, 0.6 / np.sqrt(2) * 10 ** (-30 / 20), x.size)
+    assert A.leading_silence(noisy) == 0
+
+
 _BAD_AUDIO = {
     "silent": (np.zeros(64_000, np.float32), SR, "silent"),
     "below_-100dBFS": (np.full(64_000, 1e-6, np.float32), SR, "silent"),
-    "silent_first_4s": (
-        np.concatenate([np.zeros(64_000), _sine(440.0, 1.0, SR)]),
-        SR,
-        "silent",
-    ),
     "nan": (np.r_[np.zeros(10), np.nan, np.zeros(10)], SR, "NaN"),
     "inf": (np.r_[np.ones(10), np.inf], SR, "infinite"),
     "empty": (np.zeros(0, np.float32), SR, "empty"),

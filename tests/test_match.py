@@ -538,6 +538,27 @@ def test_single_file_run_writes_json_and_wav(cli_dir, capsys):
     assert f"patch: {out_json}" in out
 
 
+def test_single_file_run_starts_the_patch_at_the_onset(tmp_path, capsys):
+    # 0.5 s of silence before a note with a 10 ms attack: the silence is cut and
+    # reported, and the patch's attack is the note's, not half a second.
+    patch = make_patch(220.0, [2, 1, 1, 1, 1], [1.0, 0, 0, 0, 0], (0.01, 0.3, 0.5, 0.3))
+    note = 0.5 * fmlib.render(patch, duration_s=3.0, note_off_s=2.0)
+    write_wav(tmp_path / "late.wav", np.r_[np.zeros(8_000, np.float32), note], 16_000)
+    out_json = tmp_path / "out" / "late.json"
+    out_json.parent.mkdir()
+    argv = ["match", str(tmp_path / "late.wav"), "-o", str(out_json), "--wav"]
+    rc, out, err = _run_main([*argv, "--budget", CLI_BUDGET], capsys)
+    assert rc == 0, err
+    assert "input: cut 0.498 s of silence before the note's onset" in out
+    patch = fmlib.load_patch(out_json)
+    assert patch.envelope.attack_s < 0.03
+    # The re-synthesis is delayed by the cut (7,968 samples), lining up with the input.
+    y, _ = fmlib.audio.audio_io.read_wav(out_json.with_suffix(".wav"))
+    assert y.shape == (7_968 + 64_000, 1)
+    assert not y[:7_968].any()
+    np.testing.assert_allclose(y[7_968:, 0], fmlib.render(patch), atol=1 / 16_000)
+
+
 # --------------------------------------------------------------------------- folder
 
 FOLDER_NOTES = {"a": 196.0, "b": 330.0, "c": 523.25}

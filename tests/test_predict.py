@@ -11,6 +11,7 @@ import soundfile as sf
 from fmlib.cli import main
 from fmlib.errors import InputError, MissingFileError
 from fmlib.estimate.predict import load_predictor, prepare_audio
+from fmlib.synth.engine import render
 from fmlib.synth.params import DISCRETE_RATIOS, PARAMS, TARGET_NAMES
 from fmlib.synth.patch import load_patch
 
@@ -99,6 +100,25 @@ def test_predict_cli_on_a_44k_stereo_wav(model_dir, tmp_path, capsys):
     assert {m.ratio for m in patch.modulators} <= set(DISCRETE_RATIOS)
     audio, rate = sf.read(resynth)
     assert rate == 16_000 and audio.shape == (64_000,)
+
+
+def test_predict_cli_cuts_leading_silence_and_aligns_the_wav(
+    model_dir, tmp_path, capsys
+):
+    wav = tmp_path / "late.wav"
+    sf.write(wav, np.r_[np.zeros(4_000), _sine(330.0, 16_000, 2.0)], 16_000)
+    out, resynth = tmp_path / "patch.json", tmp_path / "out.wav"
+    code = main(
+        ["predict", str(model_dir), str(wav), "-o", str(out), "--wav", str(resynth)]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    # cut up to 2 ms before the onset; the re-synthesis is delayed as much
+    assert "input: cut 0.248 s of silence before the note's onset" in printed
+    audio, rate = sf.read(resynth, dtype="float32")
+    assert rate == 16_000 and audio.shape == (3_968 + 64_000,)
+    assert not audio[:3_968].any()
+    np.testing.assert_allclose(audio[3_968:], render(load_patch(out)), atol=1e-4)
 
 
 def test_predict_cli_bad_inputs_exit_2_without_output(model_dir, tmp_path, capsys):

@@ -3,7 +3,7 @@
 Everything an estimator measures from the audio alone, before it guesses a timbre:
 
 * :func:`prepare_audio` brings any audio to the synthesizer's output format (mono,
-  16 kHz, 4 s), reporting every change.
+  16 kHz, 4 s, starting at the note's onset), reporting every change.
 * :func:`estimate_f0` measures the fundamental frequency, from MIDI 21 (27.5 Hz) up to
   4 kHz, in three steps:
 
@@ -55,6 +55,14 @@ F0_MIN_HZ = 25.0
 F0_MAX_HZ = 4200.0
 #: Frames within this many dB of the loudest frame are "active" (used for pitch).
 ACTIVE_DB = 25.0
+#: Leading silence (:func:`leading_silence`): 1 ms blocks more than ONSET_DB below
+#: the loudest block come before the onset; a silence shorter than ONSET_MIN_S is
+#: kept (NSynth's notes start within 30 ms), and ONSET_MARGIN_S before the onset is
+#: kept too, so that the attack's first samples stay.
+ONSET_BLOCK = 16
+ONSET_DB = 40.0
+ONSET_MIN_S = 0.05
+ONSET_MARGIN_S = 0.002
 #: Floor of the envelope fit, linear amplitude (-50 dBFS): differences below it
 #: barely change log(1 + mel power) and are not audible at a normal listening level.
 ENVELOPE_FLOOR = 10 ** (-50 / 20)
@@ -66,23 +74,54 @@ _ENV_STEP = 16
 # --------------------------------------------------------------------------- input
 
 
+@dataclass(frozen=True)
+class PreparedAudio:
+    """Audio in the synthesizer's output format (:func:`prepare_note`).
+
+    Attributes:
+        x: float32 of shape (64000,), 16 kHz mono, from the note's onset.
+        changes: One line per change made to the input (empty when none).
+        onset: Samples at 16 kHz cut before the onset (0 when none): a rendering of
+            the patch delayed by this many samples lines up with the input.
+    """
+
+    x: np.ndarray
+    changes: list[str]
+    onset: int = 0
+
+    def align(self, y) -> np.ndarray:
+        """``y`` (a rendering of the note, 16 kHz) delayed by :attr:`onset`
+        samples, so that it lines up with the input: float32 (onset + len(y),)."""
+        y = np.asarray(y, dtype=np.float32)
+        return np.concatenate([np.zeros(self.onset, np.float32), y])
+
+
 def prepare_audio(audio, sample_rate: int) -> tuple[np.ndarray, list[str]]:
+    """``(x, changes)`` of :func:`prepare_note`."""
+    prepared = prepare_note(audio, sample_rate)
+    return prepared.x, prepared.changes
+
+
+def prepare_note(audio, sample_rate: int) -> PreparedAudio:
     """Bring any audio to the synthesizer's output format.
 
     Steps, each reported in ``changes`` only when it changes something: mix the
     channels down to mono (their mean); resample to 16 kHz with
     :func:`fmlib.audio.resample.to_16k` (48 kHz through the synthesizer's own low-pass,
     other rates through ``scipy.signal.resample_poly`` with the exact rational
-    factor 16000 / sample_rate); zero-pad or trim the end to 4 s (64,000 samples).
-    The level is left as it is.
+    factor 16000 / sample_rate); cut the leading silence (:func:`leading_silence`:
+    a patch's note starts when its key is pressed, so silence before the onset
+    would be fitted as a slow attack); zero-pad or trim the end to 4 s (64,000
+    samples). The level is left as it is.
 
     Args:
         audio: float array of shape (n,) or (n, channels), nominal range [-1, 1].
         sample_rate: Its sample rate, Hz (a positive integer).
 
     Returns:
-        (x, changes): x float32 of shape (64000,), 16 kHz mono; changes a list of
-        one-line descriptions, empty when the input was already in the right format.
+        A :class:`PreparedAudio`: ``x`` float32 of shape (64000,), 16 kHz mono;
+        ``changes`` one-line descriptions, empty when the input was already in the
+        right format; ``onset`` the samples cut before the note.
 
     Raises:
         InputError: empty, non-finite or silent audio, or a bad sample rate.
@@ -113,6 +152,16 @@ def prepare_audio(audio, sample_rate: int) -> tuple[np.ndarray, list[str]]:
     if sample_rate != P.SAMPLE_RATE:
         x = to_16k(x, sample_rate)
         changes.append(f"resampled from {sample_rate} Hz to {P.SAMPLE_RATE} Hz")
+    if np.max(np.abs(x)) <= SILENCE_PEAK:
+        raise InputError(
+            "audio: it is silent (peak <= -100 dBFS); give a sound to analyse"
+        )
+    start = leading_silence(x)
+    if start:
+        x = x[start:]
+        changes.append(
+            f"cut {start / P.SAMPLE_RATE:.3f} s of silence before the note's onset"
+        )
     n = len(x)
     seconds = n / P.SAMPLE_RATE
     if n < N_SAMPLES:
@@ -121,12 +170,34 @@ def prepare_audio(audio, sample_rate: int) -> tuple[np.ndarray, list[str]]:
     elif n > N_SAMPLES:
         x = x[:N_SAMPLES]
         changes.append(f"trimmed from {seconds:.3f} s to the first 4 s")
-    if np.max(np.abs(x)) <= SILENCE_PEAK:
-        raise InputError(
-            "audio: the first 4 s are silent (peak <= -100 dBFS); "
-            "give a sound to analyse"
-        )
-    return x.astype(np.float32), changes
+    return PreparedAudio(x.astype(np.float32), changes, start)
+
+
+def leading_silence(x) -> int:
+    """Samples of silence before a note's onset, to cut (0 when there is none).
+
+    The onset is the first block of :data:`ONSET_BLOCK` samples (1 ms at 16 kHz)
+    whose RMS is within :data:`ONSET_DB` dB of the loudest block's; the cut stops
+    :data:`ONSET_MARGIN_S` before it, and a cut shorter than :data:`ONSET_MIN_S`
+    is not made. Relative to the loudest block, so a quiet recording with its
+    noise floor 40 dB or more below the note is cut as a loud one; a noisier one
+    is left alone.
+
+    Args:
+        x: shape (n,), float, 16 kHz mono.
+
+    Returns:
+        A sample index in [0, n): where the note (with its margin) starts.
+    """
+    a = np.asarray(x, dtype=np.float64)
+    n_blocks = a.size // ONSET_BLOCK
+    if n_blocks == 0:
+        return 0
+    blocks = a[: n_blocks * ONSET_BLOCK].reshape(n_blocks, ONSET_BLOCK)
+    rms = np.sqrt(np.mean(blocks**2, axis=1))
+    onset = int(np.argmax(rms >= rms.max() * 10 ** (-ONSET_DB / 20)))
+    start = onset * ONSET_BLOCK - round(ONSET_MARGIN_S * P.SAMPLE_RATE)
+    return start if start >= round(ONSET_MIN_S * P.SAMPLE_RATE) else 0
 
 
 def _as_note(x) -> np.ndarray:

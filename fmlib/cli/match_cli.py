@@ -7,7 +7,9 @@
         [--budget N] [--seed S] [--model MODEL_DIR]
 
 A file gives one patch JSON; ``--wav`` also renders the patch (to the given path, or
-next to the JSON with the ``.wav`` suffix), ``--syx`` also exports it as a DX7 voice.
+next to the JSON with the ``.wav`` suffix; delayed by any silence cut before the
+input's note, so it lines up with the input), ``--syx`` also exports it as a DX7
+voice.
 A folder gives ``OUT_DIR/<stem>.json`` (and ``<stem>.wav``, ``<stem>.syx``) for
 every audio file in it, in name order, with a progress bar. A folder run resumes: a
 note whose outputs exist is skipped; a note that fails is recorded in
@@ -45,7 +47,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         const=True,
         default=None,
-        help="also render the patch (file input: optional path, default OUT.wav)",
+        help="also render the patch, from the input's onset (file input: optional "
+        "path, default OUT.wav)",
     )
     parser.add_argument(
         "--syx",
@@ -120,19 +123,25 @@ def _load_cnn(model_dir):
 
 
 def _match_file(path: Path, budget: int, seed: int, cnn_patch=None):
-    from fmlib.audio.analysis import prepare_audio
+    """(result, prepared): the match of one audio file and its
+    :class:`~fmlib.audio.analysis.PreparedAudio`."""
+    from fmlib.audio.analysis import prepare_note
     from fmlib.audio.audio_io import read_wav
     from fmlib.estimate.match import match_note
 
     audio, sr = read_wav(path)
     try:
-        x, changes = prepare_audio(audio, sr)
+        prepared = prepare_note(audio, sr)
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
-    return match_note(x, budget=budget, seed=seed, cnn_patch=cnn_patch), changes
+    result = match_note(prepared.x, budget=budget, seed=seed, cnn_patch=cnn_patch)
+    return result, prepared
 
 
-def _write_outputs(result, outputs: dict[str, Path]) -> None:
+def _write_outputs(result, outputs: dict[str, Path], prepared) -> None:
+    """Write the patch JSON (last) and the asked-for WAV and SYX; the WAV is the
+    patch rendered from the input's onset (``prepared.align``), so it lines up with
+    the input."""
     from fmlib import files
     from fmlib.synth.engine import render
     from fmlib.synth.patch import save_patch
@@ -140,9 +149,8 @@ def _write_outputs(result, outputs: dict[str, Path]) -> None:
     written = []
     try:
         if "wav" in outputs:
-            written.append(
-                files.write_audio(outputs["wav"], render(result.patch), P.SAMPLE_RATE)
-            )
+            audio = prepared.align(render(result.patch))
+            written.append(files.write_audio(outputs["wav"], audio, P.SAMPLE_RATE))
         if "syx" in outputs:
             from fmlib.synth.dx7 import save_syx
 
@@ -196,10 +204,10 @@ def _run_file(args) -> int:
 
         x, _ = prepare_audio(*read_wav(args.input))
         cnn_patch = cnn.predict_patches(x[None, :])[0]
-    result, changes = _match_file(Path(args.input), args.budget, args.seed, cnn_patch)
-    for change in changes:
+    result, prepared = _match_file(Path(args.input), args.budget, args.seed, cnn_patch)
+    for change in prepared.changes:
         print(f"input: {change}")
-    _write_outputs(result, outputs)
+    _write_outputs(result, outputs, prepared)
     print(f"matched: {_describe(result)}")
     labels = {"json": "patch", "wav": "re-synthesis", "syx": "DX7 voice"}
     for kind, path in outputs.items():
@@ -226,8 +234,8 @@ def _note_task(task):
     """Worker: match one note; returns (stem, error or None)."""
     path, outputs, budget, seed, cnn_patch = task
     try:
-        result, _ = _match_file(Path(path), budget, seed, cnn_patch)
-        _write_outputs(result, {k: Path(v) for k, v in outputs.items()})
+        result, prepared = _match_file(Path(path), budget, seed, cnn_patch)
+        _write_outputs(result, {k: Path(v) for k, v in outputs.items()}, prepared)
         return Path(path).stem, None
     except (InputError, MissingFileError, ValueError, OSError) as exc:
         return Path(path).stem, f"{type(exc).__name__}: {exc}"

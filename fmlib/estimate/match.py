@@ -475,8 +475,9 @@ def match_audio(
     seed: int = 0,
     cnn_patch: Patch | None = None,
 ) -> MatchResult:
-    """:func:`match_note` for any audio: mixed to mono, resampled to 16 kHz and
-    cut or padded to 4 s first (:func:`fmlib.audio.analysis.prepare_audio`).
+    """:func:`match_note` for any audio: mixed to mono, resampled to 16 kHz, started
+    at the note's onset and cut or padded to 4 s first
+    (:func:`fmlib.audio.analysis.prepare_audio`).
 
     Args:
         audio: float array (n,) or (n, channels), nominal range [-1, 1].

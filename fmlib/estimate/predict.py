@@ -8,8 +8,8 @@ the paper's CNN; fmnet (:mod:`fmlib.estimate.fmnet`) analyses the note (f0, harm
 features) and decodes classes instead.
 
 The input is brought to the model's format by :func:`prepare_audio` (mono, 16 kHz,
-exactly 4 s, each change reported), the network predicts 15 standardised values, the
-model's scaler maps them back to original units, and
+from the note's onset, exactly 4 s, each change reported), the network predicts 15
+standardised values, the model's scaler maps them back to original units, and
 :func:`fmlib.estimate.model.postprocess` applies the paper's post-processing (every
 value clipped to the paper's range, each ratio snapped to the nearest discrete ratio in
 log space) before the patch is built.
@@ -25,7 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from fmlib.audio.analysis import SILENCE_PEAK, prepare_audio  # noqa: F401 (re-exported)
+from fmlib.audio.analysis import (  # noqa: F401 (re-exported)
+    SILENCE_PEAK,
+    prepare_audio,
+    prepare_note,
+)
 from fmlib.errors import InputError
 from fmlib.estimate.model import INPUT_LENGTH, TargetScaler, postprocess
 from fmlib.synth import params as P
@@ -228,7 +232,8 @@ def configure_parser(parser) -> None:
     parser.add_argument(
         "--wav",
         default=None,
-        help="also render the patch to this audio file (.wav, .flac or .ogg)",
+        help="also render the patch, from the input's onset, to this audio file "
+        "(.wav, .flac or .ogg)",
     )
 
 
@@ -263,13 +268,13 @@ def run(args) -> int:
 
     audio, sample_rate = read_wav(source)
     try:
-        x, changes = prepare_audio(audio, sample_rate)
+        prepared = prepare_note(audio, sample_rate)
     except InputError as exc:
         raise InputError(f"{source}: {exc}") from None
     predictor = load_predictor(args.model_dir)
-    for change in changes:
+    for change in prepared.changes:
         print(f"input: {change}")
-    patch = predictor.predict_patches(x[None, :])[0]
+    patch = predictor.predict_patches(prepared.x[None, :])[0]
     save_patch(patch, out)
     mods = ", ".join(
         f"M{i}={m.ratio:g}x/{m.index:.2f}" for i, m in enumerate(patch.modulators, 1)
@@ -277,6 +282,7 @@ def run(args) -> int:
     print(f"predicted: carrier {patch.carrier_hz:.1f} Hz, {mods}")
     print(f"patch: {out}")
     if wav_out is not None:
-        write_wav(wav_out, render(patch), P.SAMPLE_RATE)
+        # from the input's onset, so that it lines up with the input
+        write_wav(wav_out, prepared.align(render(patch)), P.SAMPLE_RATE)
         print(f"re-synthesis: {wav_out}")
     return 0

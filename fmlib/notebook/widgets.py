@@ -682,9 +682,10 @@ class SynthExplorer(W.VBox):
     def set_reference(
         self, audio: np.ndarray, *, sample_rate: int = P.SAMPLE_RATE, name: str = ""
     ) -> np.ndarray:
-        """Use ``audio`` as the reference B: mixed to mono, resampled to 16 kHz
-        (:func:`fmlib.audio.analysis.prepare_audio`), then cut or zero-padded to the
-        explorer's note length; the distances are shown from now on.
+        """Use ``audio`` as the reference B: mixed to mono, resampled to 16 kHz and
+        started at its onset (:func:`fmlib.audio.analysis.prepare_audio`), then cut
+        or zero-padded to the explorer's note length; the distances are shown from
+        now on.
 
         Returns:
             The reference, float32 of shape (duration_s * 16000,).
@@ -1012,8 +1013,8 @@ class ResynthesisPanel(W.VBox):
                 self.status.value = f"error: {exc}"
 
     def load_bytes(self, data: bytes, *, name: str = "upload") -> Patch:
-        """Decode, prepare (16 kHz mono, 4 s), estimate, render, compare and show
-        one sound.
+        """Decode, prepare (16 kHz mono, from the onset, 4 s), estimate, render,
+        compare and show one sound.
 
         Raises:
             InputError: not audio, empty or silent (as decided by
