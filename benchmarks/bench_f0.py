@@ -66,23 +66,10 @@ def synthetic_tone(rng: np.random.Generator, midi: int) -> np.ndarray:
 
 def stages(x: np.ndarray) -> dict[str, float]:
     """f0 (Hz) after each stage of the analysis (module docstring)."""
-    import librosa
-
     from fmlib.audio import analysis as A
 
     a = A._as_note(x)
-    rms = A.frame_rms(a)
-    active = rms >= rms.max() * 10 ** (-A.ACTIVE_DB / 20)
-    track = librosa.yin(
-        a,
-        fmin=A.F0_MIN_HZ,
-        fmax=A.F0_MAX_HZ,
-        sr=SR,
-        frame_length=A.FRAME_LENGTH,
-        hop_length=A.HOP_LENGTH,
-        center=True,
-    )[: rms.size]
-    yin = float(2 ** np.median(np.log2(track[active[: track.size]])))
+    yin = float(2 ** np.median(A._yin_log2(a)))
     mag, bin_hz = A._spectrum(a)
     octave = A._settle_octave(mag, bin_hz, yin)
     return {"yin": yin, "octave": octave, "estimate_f0": A.estimate_f0(x).f0_hz}

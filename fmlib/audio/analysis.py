@@ -388,19 +388,11 @@ REFINE_HIGH_HZ = 2000.0
 REFINE_CENTS_HIGH = 80.0
 
 
-def estimate_f0(x, *, n_harmonics: int = 10) -> Pitch:
-    """Fundamental frequency of a note (see the module docstring for the method).
-
-    Args:
-        x: Mono 16 kHz signal, shape (n,) with n >= 2048, float, not silent.
-        n_harmonics: Harmonics used by the octave checks and the refinement.
-
-    Returns:
-        A :class:`Pitch`; ``f0_hz`` lies in [25, 4200] Hz.
-    """
+def _yin_log2(a: np.ndarray) -> np.ndarray:
+    """Step 1 of :func:`estimate_f0`: ``log2`` of ``librosa.yin``'s f0 (Hz) on the
+    frames within :data:`ACTIVE_DB` of the loudest; ``a`` as from :func:`_as_note`."""
     import librosa
 
-    a = _as_note(x)
     rms = frame_rms(a)
     active = rms >= rms.max() * 10 ** (-ACTIVE_DB / 20)
     track = librosa.yin(
@@ -412,7 +404,21 @@ def estimate_f0(x, *, n_harmonics: int = 10) -> Pitch:
         hop_length=HOP_LENGTH,
         center=True,
     )[: rms.size]
-    logs = np.log2(track[active[: track.size]])
+    return np.log2(track[active[: track.size]])
+
+
+def estimate_f0(x, *, n_harmonics: int = 10) -> Pitch:
+    """Fundamental frequency of a note (see the module docstring for the method).
+
+    Args:
+        x: Mono 16 kHz signal, shape (n,) with n >= 2048, float, not silent.
+        n_harmonics: Harmonics used by the octave checks and the refinement.
+
+    Returns:
+        A :class:`Pitch`; ``f0_hz`` lies in [25, 4200] Hz.
+    """
+    a = _as_note(x)
+    logs = _yin_log2(a)
     f0 = float(2 ** np.median(logs))
     mag, bin_hz = _spectrum(a)
     f0 = _settle_twelfth(mag, bin_hz, _settle_octave(mag, bin_hz, f0))
