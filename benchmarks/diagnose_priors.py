@@ -39,7 +39,16 @@ both priors share every parameter but the carrier):
      one sinusoidal modulator of index β the first sidebands are J1(β)/J0(β) ≈ β/2
      below the carrier: β = 0.05 puts them 32 dB down. It does not depend on the
      carrier, so it is the same for both priors.
-4. **Symmetries** (:meth:`fmlib.synth.algorithms.Algorithm.interchangeable`): each
+4. **Harmonicity.** Every partial of a note lies at the carrier plus an integer
+   combination of its audible modulators' frequencies, so the partials' fundamental is
+   the carrier times the greatest common divisor of 1 and the audible ratios (each a
+   fraction p/q with q <= 8). The table gives the share of notes by the carrier's
+   multiple of that fundamental: 1 or 2 is what ``match``'s harmonic-locked search
+   and table can represent (carrier at f0 or 2 f0 of the tracked pitch), and an
+   audible continuous ratio leaves no harmonic fundamental at all. Audible is the
+   structural rule of item 3. Besides the two carrier priors it covers fmnet's
+   instrument-like presets (:data:`fmlib.datasets.presets.PRESETS`).
+5. **Symmetries** (:meth:`fmlib.synth.algorithms.Algorithm.interchangeable`): each
    group of g interchangeable modulators maps g! parameter vectors to one sound
    (``dx7_18``: M1 <-> M2, 2 vectors per sound). Beyond it: when two interchangeable
    modulators share a ratio (both drawn from the discrete set, about 5 % of notes),
@@ -66,11 +75,13 @@ import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
+from fractions import Fraction  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from fmlib.audio.metrics import distances, features  # noqa: E402
 from fmlib.datasets.dataset_workers import render_notes  # noqa: E402
+from fmlib.datasets.presets import PRESETS, preset_sampler  # noqa: E402
 from fmlib.datasets.sampler import PRIORS, SamplerConfig, sample_vectors  # noqa: E402
 from fmlib.datasets.stats import aliasing_notes, aliasing_summary  # noqa: E402
 from fmlib.synth import params as P  # noqa: E402
@@ -151,6 +162,59 @@ def aliasing_rows(vectors: dict[str, np.ndarray]) -> list[list[str]]:
             [row["estimate"], row["criterion"]]
             + [_pct(s.loc[i, "share"]) for s in summaries.values()]
         )
+    return rows
+
+
+# ---------------------------------------------------------------------- harmonicity
+#: Largest denominator of a discrete ratio (1/8).
+_MAX_DENOMINATOR = 8
+
+
+def harmonic_multiple(v: np.ndarray, *, threshold: float) -> np.ndarray:
+    """float (n,): each note's carrier / the fundamental of its partials (1, 2, ...),
+    ``inf`` where an audible ratio is not p/q with q <= 8 (continuous: inharmonic).
+
+    Hand-written with :class:`fractions.Fraction`, exact: a float gcd would need a
+    tolerance.
+    """
+    silent = silent_by_index(v, threshold=threshold)
+    out = np.empty(len(v))
+    for i, (ratios, mute) in enumerate(zip(v[:, _RATIO], silent, strict=True)):
+        g = Fraction(1)
+        for r in ratios[~mute]:
+            f = Fraction(float(r)).limit_denominator(_MAX_DENOMINATOR)
+            if abs(float(f) - r) > 1e-9:
+                g = None
+                break
+            g = Fraction(
+                math.gcd(g.numerator * f.denominator, f.numerator * g.denominator),
+                g.denominator * f.denominator,
+            )
+        out[i] = math.inf if g is None else float(1 / g)
+    return out
+
+
+def harmonicity_rows(
+    vectors: dict[str, np.ndarray], *, threshold: float
+) -> list[list[str]]:
+    """Rows of the harmonicity table: one per class of multiple, one column per
+    prior or preset."""
+    k = {p: harmonic_multiple(v, threshold=threshold) for p, v in vectors.items()}
+    classes = [
+        ("1 (the carrier is the fundamental)", lambda m: m == 1),
+        ("2", lambda m: m == 2),
+        ("3 - 8", lambda m: (m >= 3) & (m <= 8)),
+        ("more than 8", lambda m: (m > 8) & np.isfinite(m)),
+        ("none (an audible continuous ratio)", lambda m: ~np.isfinite(m)),
+    ]
+    rows = [[name] + [_pct(np.mean(f(m))) for m in k.values()] for name, f in classes]
+    rows.append(
+        ["median multiple (notes with a fundamental)"]
+        + [
+            f"{np.median(m[np.isfinite(m)]):g}" if np.isfinite(m).any() else "-"
+            for m in k.values()
+        ]
+    )
     return rows
 
 
@@ -348,6 +412,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("## Carrier against real instruments\n")
     print(_table(["measure", *cols], carrier_rows(vectors)), "\n", flush=True)
+
+    print("## Harmonicity: the carrier as a multiple of the partials' fundamental\n")
+    harm = dict(vectors)
+    for name in PRESETS:
+        cfg = preset_sampler(name)
+        harm[f"preset {name}"] = sample_vectors(args.n, seed=args.seed, config=cfg)
+    rows = harmonicity_rows(harm, threshold=args.index_threshold)
+    hcols = [c if c.startswith("preset") else f"{c} prior" for c in harm]
+    print(_table(["carrier / fundamental", *hcols], rows), "\n", flush=True)
 
     print("## Aliasing (shares of notes; fmlib.datasets.stats)\n")
     print(_table(["estimate", "criterion", *cols], aliasing_rows(vectors)), "\n")
