@@ -43,8 +43,9 @@ both priors share every parameter but the carrier):
    combination of its audible modulators' frequencies, so the partials' fundamental is
    the carrier times the greatest common divisor of 1 and the audible ratios (each a
    fraction p/q with q <= 8). The table gives the share of notes by the carrier's
-   multiple of that fundamental: 1 or 2 is what ``match``'s harmonic-locked search
-   and table can represent (carrier at f0 or 2 f0 of the tracked pitch), and an
+   multiple of that fundamental: 1, 2 or 4 is the most that ``match``'s
+   harmonic-locked search and table can represent (the carrier at f0/2, f0 or 2 f0
+   of the tracked pitch, every partial on a multiple of f0/2), and an
    audible continuous ratio leaves no harmonic fundamental at all. Audible is the
    structural rule of item 3. Besides the two carrier priors it covers fmnet's
    instrument-like presets (:data:`fmlib.datasets.presets.PRESETS`).
@@ -203,11 +204,19 @@ def harmonicity_rows(
     classes = [
         ("1 (the carrier is the fundamental)", lambda m: m == 1),
         ("2", lambda m: m == 2),
-        ("3 - 8", lambda m: (m >= 3) & (m <= 8)),
+        ("4", lambda m: m == 4),
+        ("3, 5 - 8", lambda m: (m >= 3) & (m <= 8) & (m != 4)),
         ("more than 8", lambda m: (m > 8) & np.isfinite(m)),
         ("none (an audible continuous ratio)", lambda m: ~np.isfinite(m)),
     ]
     rows = [[name] + [_pct(np.mean(f(m))) for m in k.values()] for name, f in classes]
+    rows.append(
+        ["a fundamental below 20 Hz (below hearing)"]
+        + [
+            _pct(np.mean(np.isfinite(m) & (v[:, 0] / m < 20.0)))
+            for m, v in zip(k.values(), vectors.values(), strict=True)
+        ]
+    )
     rows.append(
         ["median multiple (notes with a fundamental)"]
         + [
