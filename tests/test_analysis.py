@@ -7,6 +7,7 @@ achieves with a margin, so a regression shows up as a failure.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -469,3 +470,29 @@ def test_analysis_functions_reject_bad_notes(audio):
 def test_fit_envelope_rejects_a_wrong_length():
     with pytest.raises(InputError, match="rms"):
         A.fit_envelope(np.ones(10))
+
+
+def test_prepare_audio_removes_a_dc_offset():
+    # A plucked note with a DC offset of 0.05 after 300 ms of "silence" at that
+    # offset. Unprepared, the offset makes every frame look active (the pitch
+    # tracker reads the silent tail) and holds the RMS envelope up after the decay.
+    note = _plucked(3.7)
+    x = np.concatenate([np.zeros(4_800, np.float32), note]) + np.float32(0.05)
+    y, changes = A.prepare_audio(x, SR)
+    assert re.fullmatch(r"removed a DC offset of \+0\.050\d", changes[0])
+    assert changes[1] == "cut 0.298 s of silence before the note's onset"
+    assert abs(float(np.mean(y[: note.size + 32]))) < 1e-3
+    an, clean = A.analyze(y), A.analyze(A.prepare_audio(note, SR)[0])
+    assert abs(cents(an.f0_hz, 220.0)) <= 5.0
+    assert an.envelope.curve == clean.envelope.curve
+    assert an.envelope.decay_s == pytest.approx(clean.envelope.decay_s, rel=0.1)
+    assert an.level == pytest.approx(clean.level, rel=0.05)
+
+
+def test_prepare_audio_keeps_a_tiny_offset_and_refuses_pure_dc():
+    x = _sine(440.0, 4.0, SR) + np.float32(1e-4)  # -74 dB below the peak: kept
+    y, changes = A.prepare_audio(x, SR)
+    assert changes == []
+    np.testing.assert_array_equal(y, x)
+    with pytest.raises(InputError, match="silent"):
+        A.prepare_audio(np.full(16_000, 0.3, np.float32), SR)
