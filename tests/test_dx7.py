@@ -334,9 +334,14 @@ def test_level_maps_to_output_level():
 
 
 #: sha256 of the voice bytes and quantisation reports of 100 random paper-range
-#: (linear) patches, exported before envelope curves existed (commit 80d3d37).
+#: (linear) patches, exported before envelope curves existed (commit 80d3d37):
+#: 9717b883... on the Intel Xeon VMs (AVX-512). With the reports' numbers at full
+#: precision it is 713e488c... on an AMD EPYC VM (AVX2 only) with the same code:
+#: NumPy's float64 exp and log may differ in the last bit between the two (see
+#: tests/test_dataset.py). So the reports' numbers are hashed to 12 significant
+#: digits; this hash was taken on the AMD EPYC VM (2026-12-07).
 LINEAR_EXPORT_SHA256 = (
-    "9717b883d21ab9d696d7e9f2ea9122b1d6ca00bbe238d060c95e868c9aa0cced"
+    "57e85ead7369793629cab1e13f1c856424d7403aeafdd91f560175087fcd87ff"
 )
 
 
@@ -347,7 +352,9 @@ def test_linear_export_is_byte_identical_to_before_curves():
     for v in sample_vectors(100, seed=5):
         voice, rep = dx7.patch_to_voice(patch_from_vector(v))
         h.update(dx7.voice_to_bytes(voice))
-        h.update(repr([(q.name, q.represented) for q in rep.entries]).encode())
+        h.update(
+            repr([(q.name, f"{q.represented:.12g}") for q in rep.entries]).encode()
+        )
     assert h.hexdigest() == LINEAR_EXPORT_SHA256
 
 
