@@ -384,12 +384,13 @@ def test_generate_refuses_when_the_disk_is_too_small(tmp_path, monkeypatch):
 # the manifest records and reuse compares), computed on main at 9ecdaad, before
 # priors existed; and the sha256 of its params.csv with every number written to 12
 # significant digits. The full-precision file hashed to 75c33249... on the 2-core
-# Intel Xeon VMs (AVX-512) and to 1f310d8c... on a 2-core AMD EPYC VM (AVX2 only,
-# 2026-12-07) with the same code: NumPy computes float64 exp and log with its own
-# AVX-512 code where it can and with the C library elsewhere, and the two may differ in
-# the last bit (the sampler's log-uniform ratios go through both). 12 digits keep the
-# values and drop that bit. The rounded hash was taken on the AMD EPYC VM; the old file
-# itself was not kept, so that the two round alike was not seen, only expected.
+# Intel Xeon VMs of earlier sessions and to 1f310d8c... on a 2-core AMD EPYC VM (AVX2,
+# no AVX-512; 2026-12-07) with the same code. The likely cause: NumPy computes float64
+# exp and log with its own AVX-512 code where it can and with the C library elsewhere,
+# and the two may differ in the last bit (the sampler's log-uniform ratios go through
+# both). 12 digits keep the values and drop that bit. The rounded hash was taken on
+# the AMD EPYC VM; the old file itself was not kept, so that the two round alike was
+# not seen, only expected.
 PAPER_PARAMS_CSV_100_ROUNDED_SHA256 = (
     "6d91a58533ae903734389a7752a38f40d5326e4a4c8cf3001711d208cd31ccb3"
 )

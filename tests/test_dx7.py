@@ -335,11 +335,11 @@ def test_level_maps_to_output_level():
 
 #: sha256 of the voice bytes and quantisation reports of 100 random paper-range
 #: (linear) patches, exported before envelope curves existed (commit 80d3d37):
-#: 9717b883... on the Intel Xeon VMs (AVX-512). With the reports' numbers at full
-#: precision it is 713e488c... on an AMD EPYC VM (AVX2 only) with the same code:
-#: NumPy's float64 exp and log may differ in the last bit between the two (see
-#: tests/test_dataset.py). So the reports' numbers are hashed to 12 significant
-#: digits; this hash was taken on the AMD EPYC VM (2026-12-07).
+#: 9717b883... on the Intel Xeon VMs of earlier sessions. With the reports' numbers
+#: at full precision it is 713e488c... on an AMD EPYC VM (AVX2 only) with the same
+#: code, likely through NumPy's float64 exp and log, which may differ in the last bit
+#: between the two (see tests/test_dataset.py). So the reports' numbers are hashed to
+#: 12 significant digits; this hash was taken on the AMD EPYC VM (2026-12-07).
 LINEAR_EXPORT_SHA256 = (
     "57e85ead7369793629cab1e13f1c856424d7403aeafdd91f560175087fcd87ff"
 )
