@@ -30,7 +30,7 @@ the audio the matcher saw (the prepared input), its gain over a 440 Hz sine on t
 same audio, the log-mel distance to the *clean* note (how close the patch is to the
 sound itself; not printed where the condition changes the sound: level, length),
 and the share of notes whose analysed f0 lies within 50 cents of the clean note's.
-One thread; about 3 minutes for 22 notes on a 2-core x86_64 VM.
+One thread; about 8 minutes for 22 notes on a 2-core x86_64 VM.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ def main() -> None:
     from fmlib.audio.metrics import features
     from fmlib.datasets.nsynth import load_nsynth, read_note
     from fmlib.estimate.match import DEFAULT_BUDGET, match_note
+    from fmlib.evaluation import baselines
     from fmlib.paths import NSYNTH_DEV_DIR
     from fmlib.synth.engine import render
 
@@ -123,9 +124,7 @@ def main() -> None:
     )
     only = None if args.only is None else {"clean", *args.only.split(",")}
     rng = np.random.default_rng(0)
-    t = np.arange(64_000) / SR
-    sine = np.sin(2 * np.pi * 440.0 * t).astype(np.float32)
-    sine_440 = features(sine, with_mss=False)
+    sine_440 = features(baselines.sine_440(), with_mss=False)
 
     def log_mel(a, b) -> float:
         return float(np.linalg.norm(a.log_mel - b.log_mel))

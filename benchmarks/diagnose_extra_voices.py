@@ -52,6 +52,7 @@ def main() -> None:
     from fmlib.audio.metrics import features
     from fmlib.datasets.nsynth import load_nsynth, read_note
     from fmlib.estimate.match import DEFAULT_BUDGET, match_note
+    from fmlib.evaluation import baselines
     from fmlib.paths import NSYNTH_DEV_DIR
     from fmlib.synth.engine import render
     from fmlib.synth.patch import Modulator
@@ -66,9 +67,7 @@ def main() -> None:
     print(f"machine: {machine}; budget {args.budget}")
 
     notes = load_nsynth(args.data)
-    t = np.arange(64_000) / 16_000
-    sine = np.sin(2 * np.pi * 440.0 * t).astype(np.float32)
-    sine_440 = features(sine, with_mss=False)
+    sine_440 = features(baselines.sine_440(), with_mss=False)
     rows = []
     for note_str, path in tqdm(
         list(zip(notes.note_str, notes.path, strict=True))[: args.limit], unit="note"
