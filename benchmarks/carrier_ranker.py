@@ -1,0 +1,189 @@
+"""Issue 12's carrier target by ranking spectral peaks: train the ranker, measure it.
+
+Usage::
+
+    .venv/bin/python benchmarks/carrier_ranker.py [--train DIR] [--n-train 40000]
+        [--test DIR] [--n-test 2000] [--seed 0] [--workers 2]
+
+Makes the datasets first (about 1 min)::
+
+    .venv/bin/python -m fmlib generate --n 40000 --seed 0 --prior musical \\
+        --out data/datasets/fm-musical-40000-s0
+    .venv/bin/python -m fmlib generate --n 5000 --seed 1 --prior musical \\
+        --out data/datasets/fm-musical-5000-s1
+
+Steps, each resumable (rerun the same command):
+
+1. Candidates (:func:`fmlib.audio.carrier_peaks.candidate_features`) and the tracked
+   f0 (:func:`fmlib.audio.analysis.estimate_f0`) of every note, cached by chunks of
+   10,000 notes under ``data/features/carrier-peaks/<dataset>/`` (``.npz``, float16
+   features, written atomically; about 8 min a chunk with 2 workers, 1.9 GB).
+2. The ranker (:func:`fmlib.estimate.carrier_ranker.train_ranker`), saved in
+   ``data/models/carrier-ranker-<train>-<n>-s<seed>/`` (skipped when it exists).
+3. On the test notes: the picked carrier against the true one (median error, share
+   within 25 cents, octave-folded), next to two references with no training: the
+   tracked f0 as the carrier, and the loudest peak. Printed and written to
+   ``data/benchmarks/carrier_ranker-<test>-<n>.json``.
+
+The measure is the one of ``benchmarks/fmnet_metrics.py`` (carrier median error in
+cents and share within 25 cents on the musical-prior test notes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+
+CHUNK = 10_000
+
+
+def _note(x):
+    from fmlib.audio.analysis import estimate_f0
+    from fmlib.audio.carrier_peaks import candidate_features
+
+    c = candidate_features(x)
+    return c.features.astype(np.float16), c.mask, c.freqs_hz, estimate_f0(x).f0_hz
+
+
+def _chunk(ds, start: int, n: int, out: Path, workers: int) -> None:
+    from tqdm import tqdm
+
+    from fmlib import files
+
+    def notes():
+        for a in range(start, start + n, 256):
+            yield from np.asarray(ds.read(slice(a, min(a + 256, start + n))))
+
+    with Pool(workers) as pool:
+        res = list(
+            tqdm(
+                pool.imap(_note, notes(), chunksize=16),
+                total=n,
+                desc=f"candidates {out.name}",
+            )
+        )
+    with files.atomic_path(out, suffix=".npz") as tmp:
+        np.savez(
+            tmp,
+            features=np.stack([r[0] for r in res]),
+            mask=np.stack([r[1] for r in res]),
+            freqs_hz=np.stack([r[2] for r in res]),
+            f0_hz=np.array([r[3] for r in res]),
+        )
+
+
+def candidates(path: Path, n: int, workers: int) -> dict[str, np.ndarray]:
+    """Candidates, f0 and true carriers of the first ``n`` notes (cached)."""
+    from fmlib.datasets.dataset_reader import open_dataset
+    from fmlib.paths import FEATURES_DIR
+
+    ds = open_dataset(path)
+    if n > len(ds):
+        raise SystemExit(f"--n: {path} has {len(ds)} notes; give at most that")
+    cache = FEATURES_DIR / "carrier-peaks" / path.name
+    parts = []
+    for start in range(0, n, CHUNK):
+        m = min(CHUNK, len(ds) - start)
+        f = cache / f"notes-{start:06d}-{m}.npz"
+        if not f.exists():
+            _chunk(ds, start, m, f, workers)
+        parts.append(np.load(f, allow_pickle=False))
+    take = [min(CHUNK, n - s) for s in range(0, n, CHUNK)]
+    out = {
+        k: np.concatenate([p[k][:t] for p, t in zip(parts, take, strict=True)])
+        for k in ("features", "mask", "freqs_hz", "f0_hz")
+    }
+    out["carrier_hz"] = ds.params["carrier_hz"].to_numpy()[:n]
+    return out
+
+
+def _scores(est_hz: np.ndarray, true_hz: np.ndarray) -> dict[str, float]:
+    cents = 1200 * np.log2(est_hz / true_hz)
+    err = np.abs(cents)
+    folded = np.abs((cents + 600) % 1200 - 600)
+    return {
+        "median_cents": float(np.median(err)),
+        "within_25c": float(np.mean(err < 25)),
+        "within_25c_octave_folded": float(np.mean(folded < 25)),
+    }
+
+
+def main() -> None:
+    from fmlib import files
+    from fmlib.estimate import carrier_ranker as CR
+    from fmlib.paths import DATA_DIR, DATASETS_DIR, MODELS_DIR
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--train", type=Path, default=DATASETS_DIR / "fm-musical-40000-s0")
+    ap.add_argument("--n-train", type=int, default=40_000)
+    ap.add_argument("--test", type=Path, default=DATASETS_DIR / "fm-musical-5000-s1")
+    ap.add_argument("--n-test", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=CR.DEFAULT_CONFIG["epochs"])
+    args = ap.parse_args()
+    for name in ("n_train", "n_test", "workers", "epochs"):
+        if getattr(args, name) < 1:
+            print(f"--{name.replace('_', '-')}: must be >= 1", file=sys.stderr)
+            sys.exit(2)
+
+    t0 = time.process_time()
+    w0 = time.time()
+    test = candidates(args.test, args.n_test, args.workers)
+    train_dir = (
+        MODELS_DIR / f"carrier-ranker-{args.train.name}-{args.n_train}-s{args.seed}"
+    )
+    if (train_dir / "model.json").exists():
+        model, record = CR.load_ranker(train_dir)
+    else:
+        train = candidates(args.train, args.n_train, args.workers)
+        tw = time.time()
+        model, record = CR.train_ranker(
+            train["features"],
+            train["mask"],
+            train["freqs_hz"],
+            train["f0_hz"],
+            train["carrier_hz"],
+            seed=args.seed,
+            config={"epochs": args.epochs},
+        )
+        record["training_wall_s"] = round(time.time() - tw, 1)
+        record["data"] = f"{args.train.name} (first {args.n_train} notes)"
+        del train
+        CR.save_ranker(model, train_dir, record)
+    picked = CR.pick(
+        model, test["features"], test["mask"], test["freqs_hz"], test["f0_hz"]
+    )
+    true = test["carrier_hz"]
+    _, hit = CR.targets(test["freqs_hz"], test["mask"], true)
+    loudest = test["freqs_hz"][:, 0]
+    result = {
+        "test": f"{args.test.name} (first {args.n_test} notes)",
+        "model": str(train_dir.relative_to(DATA_DIR.parent)),
+        "training": record,
+        "candidate_at_the_carrier": float(hit.mean()),
+        "ranker": _scores(picked, true),
+        "tracked_f0": _scores(test["f0_hz"], true),
+        "loudest_peak": _scores(loudest, true),
+        "machine": f"{platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}",
+        "process_cpu_s": round(time.process_time() - t0, 1),
+        "wall_s": round(time.time() - w0, 1),
+    }
+    print(json.dumps(result, indent=2))
+    out = (
+        DATA_DIR / "benchmarks" / f"carrier_ranker-{args.test.name}-{args.n_test}.json"
+    )
+    files.write_json(out, result)
+    print(f"written: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+"""A network that picks an FM note's carrier among its spectral peaks (issue 12).
+
+fmnet designs A and B predict the carrier as a multiple p/q of the tracked pitch;
+under the musical prior (free ratios 1/8-8) that puts 34 % of the notes within
+25 cents of the truth at best (docs/FMNET.md). The carrier is, however, always one
+of the note's partials, so this estimator does not regress a frequency: it scores
+each of the note's :data:`~fmlib.audio.carrier_peaks.N_CANDIDATES` loudest peaks
+(:mod:`fmlib.audio.carrier_peaks`, the spectrum seen from each peak) with one
+shared dense network, and a softmax over the candidates picks one. Its frequency is
+the peak's, refined to a fraction of a 0.12 Hz bin, so a right pick is within a few
+cents.
+
+Input per candidate: the :data:`~fmlib.audio.carrier_peaks.N_FEATURES` features of
+:func:`~fmlib.audio.carrier_peaks.candidate_features` and :data:`N_PITCH_FEATURES`
+more from the tracked pitch f0 (:func:`pitch_features`), which is what designs A
+and B see. Target: the candidate nearest the true carrier when it is within
+:data:`HIT_CENTS` of it; notes with no such candidate (about 12 % under the musical
+prior: the carrier partial is weak or hidden) are left out of training.
+
+Model folder: ``model.keras`` (loads with ``safe_mode=True``) and ``model.json``
+(``"kind": "carrier-ranker"``, the configuration and the training record).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fmlib import files
+from fmlib.audio import carrier_peaks as CP
+
+KIND = "carrier-ranker"
+#: A candidate within this many cents of the true carrier is a hit.
+HIT_CENTS = 25.0
+#: Denominators q of the multiples p/q of f0 that :func:`pitch_features` checks.
+MAX_DENOMINATOR = 8
+N_PITCH_FEATURES = 3
+#: Input features per candidate.
+N_INPUT = CP.N_FEATURES + N_PITCH_FEATURES
+DEFAULT_CONFIG: dict[str, Any] = {
+    "width": 256,
+    "dropout": 0.2,
+    "batch_size": 64,
+    "epochs": 12,
+    "patience": 3,
+    "learning_rate": 1e-3,
+    "validation_share": 0.1,
+}
+
+
+def pitch_features(freqs_hz, f0_hz) -> np.ndarray:
+    """How each candidate relates to the tracked pitch.
+
+    Args:
+        freqs_hz: Candidate frequencies, shape (..., K), Hz (0 for padding).
+        f0_hz: Tracked pitch of each note, shape (...), Hz > 0.
+
+    Returns:
+        float32, shape (..., K, 3): ``log2(c / f0) / 4``; the distance in cents to
+        the nearest ``p / q * f0`` (q = 1..8, p >= 1), capped at 100, / 100; and
+        ``log2(f0 / 440)``.
+    """
+    f = np.maximum(np.asarray(freqs_hz, dtype=np.float64), 1e-3)
+    f0 = np.asarray(f0_hz, dtype=np.float64)[..., None]
+    r = f / f0
+    best = np.full(r.shape, np.inf)
+    for q in range(1, MAX_DENOMINATOR + 1):
+        p = np.maximum(np.round(r * q), 1)
+        best = np.minimum(best, np.abs(1200 * np.log2(r * q / p)))
+    pitch = np.broadcast_to(np.log2(f0 / 440.0), r.shape)
+    out = np.stack([np.log2(r) / 4, np.minimum(best, 100) / 100, pitch], axis=-1)
+    return out.astype(np.float32)
+
+
+def targets(freqs_hz, mask, carrier_hz) -> tuple[np.ndarray, np.ndarray]:
+    """The index of the candidate nearest each true carrier, and whether it is a hit.
+
+    Args:
+        freqs_hz: (N, K) candidate frequencies, Hz.
+        mask: (N, K) bool, real candidates.
+        carrier_hz: (N,) true carriers, Hz.
+
+    Returns:
+        ``(index, hit)``: int64 (N,) and bool (N,) (within :data:`HIT_CENTS`).
+    """
+    f = np.maximum(np.asarray(freqs_hz, dtype=np.float64), 1e-3)
+    cents = np.abs(
+        1200 * np.log2(f / np.asarray(carrier_hz, dtype=np.float64)[:, None])
+    )
+    cents[~np.asarray(mask, bool)] = np.inf
+    return cents.argmin(axis=1), cents.min(axis=1) < HIT_CENTS
+
+
+def _inputs(features, mask, freqs_hz, f0_hz) -> tuple[np.ndarray, np.ndarray]:
+    x = np.concatenate(
+        [np.asarray(features, dtype=np.float32), pitch_features(freqs_hz, f0_hz)], -1
+    )
+    return x, np.asarray(mask, dtype=np.float32)
+
+
+def build_ranker(sample_inputs: np.ndarray, config: dict[str, Any] | None = None):
+    """The ranker: normalisation, dense layers shared by the candidates, a masked logit.
+
+    Args:
+        sample_inputs: float32 (n, N_INPUT) real candidates' inputs, to adapt the
+            normalisation.
+        config: Keys of :data:`DEFAULT_CONFIG` (``width``, ``dropout``).
+
+    Returns:
+        A Keras model ``[inputs (B, K, N_INPUT), mask (B, K)] -> logits (B, K)``;
+        a masked candidate's logit is -1e9.
+    """
+    import keras
+    from keras import layers
+
+    cfg = {**DEFAULT_CONFIG, **(config or {})}
+    inp = keras.Input((CP.N_CANDIDATES, N_INPUT), name="candidates")
+    mask = keras.Input((CP.N_CANDIDATES,), name="mask")
+    norm = layers.Normalization(axis=-1)
+    norm.adapt(np.asarray(sample_inputs, dtype=np.float32))
+    h = norm(inp)
+    width = int(cfg["width"])
+    for w in (width, width, width // 2):
+        h = layers.Dense(w, activation="relu")(h)
+        h = layers.Dropout(float(cfg["dropout"]))(h)
+    logit = layers.Dense(1)(h)[..., 0] + (mask - 1.0) * 1e9
+    return keras.Model([inp, mask], logit, name="carrier_ranker")
+
+
+def _batches(features, mask, freqs_hz, f0_hz, labels, rows, *, batch_size, seed):
+    """A Keras ``PyDataset`` that builds float32 inputs batch by batch.
+
+    The features stay in their stored dtype (float16 for 40,000 notes is 7.4 GB)
+    and only a batch is widened and joined with its pitch features.
+    """
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rows = np.array(rows)
+            self.rng = np.random.default_rng(seed) if seed is not None else None
+            if self.rng is not None:
+                self.rng.shuffle(self.rows)
+
+        def __len__(self):
+            return math.ceil(len(self.rows) / batch_size)
+
+        def __getitem__(self, i):
+            j = np.sort(self.rows[i * batch_size : (i + 1) * batch_size])
+            x, m = _inputs(features[j], mask[j], freqs_hz[j], f0_hz[j])
+            return (x, m), labels[j]
+
+        def on_epoch_end(self):
+            if self.rng is not None:
+                self.rng.shuffle(self.rows)
+
+    return Batches()
+
+
+def train_ranker(
+    features,
+    mask,
+    freqs_hz,
+    f0_hz,
+    carrier_hz,
+    *,
+    seed: int = 0,
+    config: dict[str, Any] | None = None,
+    verbose: int = 2,
+):
+    """Train a ranker on the candidates of N synthetic notes.
+
+    Args:
+        features: (N, K, N_FEATURES), float16 or float32, from
+            :func:`~fmlib.audio.carrier_peaks.candidate_features`.
+        mask: (N, K) bool.
+        freqs_hz: (N, K) candidate frequencies, Hz.
+        f0_hz: (N,) tracked pitch, Hz.
+        carrier_hz: (N,) true carriers, Hz.
+        seed: Seeds the validation split, the shuffling and the weights.
+        config: Keys of :data:`DEFAULT_CONFIG`.
+
+    Returns:
+        ``(model, record)``: the best-validation model and a JSON-ready dict (notes,
+        hits, epochs, validation accuracy).
+    """
+    import keras
+
+    cfg = {**DEFAULT_CONFIG, **(config or {})}
+    labels, hit = targets(freqs_hz, mask, carrier_hz)
+    rows = np.flatnonzero(hit)
+    if rows.size < 10:
+        raise ValueError(
+            f"training: only {rows.size} notes have a candidate at their carrier; "
+            "need >= 10"
+        )
+    rng = np.random.default_rng(seed)
+    rng.shuffle(rows)
+    n_val = max(1, int(round(len(rows) * float(cfg["validation_share"]))))
+    val, train = np.sort(rows[:n_val]), rows[n_val:]
+    keras.utils.set_random_seed(seed)
+    sample = train[:3000]
+    x, m = _inputs(features[sample], mask[sample], freqs_hz[sample], f0_hz[sample])
+    model = build_ranker(x[m > 0], cfg)
+    model.compile(
+        keras.optimizers.Adam(float(cfg["learning_rate"])),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    bs = int(cfg["batch_size"])
+    history = model.fit(
+        _batches(
+            features, mask, freqs_hz, f0_hz, labels, train, batch_size=bs, seed=seed
+        ),
+        validation_data=_batches(
+            features, mask, freqs_hz, f0_hz, labels, val, batch_size=256, seed=None
+        ),
+        epochs=int(cfg["epochs"]),
+        callbacks=[
+            keras.callbacks.EarlyStopping(
+                patience=int(cfg["patience"]), restore_best_weights=True
+            )
+        ],
+        verbose=verbose,
+    )
+    acc = history.history["val_accuracy"]
+    record = {
+        "notes": int(len(labels)),
+        "notes_with_a_hit": int(hit.sum()),
+        "train": int(len(train)),
+        "validation": int(len(val)),
+        "epochs": len(acc),
+        "best_validation_accuracy": float(max(acc)),
+        "config": cfg,
+        "seed": seed,
+    }
+    return model, record
+
+
+def pick(
+    model, features, mask, freqs_hz, f0_hz, *, batch_size: int = 256
+) -> np.ndarray:
+    """The carrier each note's ranker picks.
+
+    Args:
+        model: From :func:`train_ranker` or :func:`load_ranker`.
+        features, mask, freqs_hz: (N, K, ...) as from
+            :func:`~fmlib.audio.carrier_peaks.candidate_features`.
+        f0_hz: (N,) tracked pitch, Hz.
+
+    Returns:
+        float64 (N,): the picked candidate's frequency, Hz (NaN for a note with no
+        candidate).
+    """
+    n = len(freqs_hz)
+    out = np.full(n, np.nan)
+    for a in range(0, n, batch_size):
+        s = slice(a, min(a + batch_size, n))
+        x, m = _inputs(features[s], mask[s], freqs_hz[s], f0_hz[s])
+        logits = np.asarray(model.predict_on_batch((x, m)))
+        best = logits.argmax(axis=1)
+        has = m.any(axis=1)
+        out[s] = np.where(
+            has, np.asarray(freqs_hz[s])[np.arange(len(best)), best], np.nan
+        )
+    return out
+
+
+def save_ranker(model, out_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
+    """Write ``model.keras`` and ``model.json`` into ``out_dir`` (each atomically)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with files.atomic_path(out / "model.keras", suffix=".keras") as tmp:
+        model.save(tmp)
+    files.write_json(out / "model.json", {"kind": KIND, **record})
+    return out
+
+
+def load_ranker(model_dir: str | os.PathLike):
+    """Load a ranker folder (``safe_mode=True``); returns ``(model, record)``."""
+    import keras
+
+    d = Path(model_dir)
+    meta_path = d / "model.json"
+    if not meta_path.is_file() or not (d / "model.keras").is_file():
+        raise FileNotFoundError(f"model: {d} has no model.json and model.keras")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("kind") != KIND:
+        raise ValueError(f"model: {d} is a {meta.get('kind')!r} model, not a {KIND!r}")
+    model = keras.saving.load_model(d / "model.keras", safe_mode=True, compile=False)
+    return model, meta
