@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/carrier_ranker.py [--train DIR] [--n-train 40000]
-        [--test DIR] [--n-test 2000] [--seed 0] [--workers 2]
+        [--test DIR] [--n-test 5000] [--seed 0] [--workers 2]
 
 Makes the datasets first (about 1 min)::
 
@@ -124,7 +124,7 @@ def main() -> None:
     ap.add_argument("--train", type=Path, default=DATASETS_DIR / "fm-musical-40000-s0")
     ap.add_argument("--n-train", type=int, default=40_000)
     ap.add_argument("--test", type=Path, default=DATASETS_DIR / "fm-musical-5000-s1")
-    ap.add_argument("--n-test", type=int, default=2000)
+    ap.add_argument("--n-test", type=int, default=5000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=CR.DEFAULT_CONFIG["epochs"])
