@@ -19,11 +19,12 @@ Steps, each resumable (rerun the same command):
    10,000 notes under ``data/features/carrier-peaks/<dataset>/`` (``.npz``, float16
    features, written atomically; about 8 min a chunk with 2 workers, 1.9 GB).
 2. The ranker (:func:`fmlib.estimate.carrier_ranker.train_ranker`), saved in
-   ``data/models/carrier-ranker-<train>-<n>-s<seed>/`` (skipped when it exists).
+   ``data/models/carrier-ranker-<train>-<n>-s<seed>-e<epochs>/`` (skipped when it
+   exists).
 3. On the test notes: the picked carrier against the true one (median error, share
    within 25 cents, octave-folded), next to two references with no training: the
    tracked f0 as the carrier, and the loudest peak. Printed and written to
-   ``data/benchmarks/carrier_ranker-<test>-<n>.json``.
+   ``data/benchmarks/carrier_ranker-<test>-<n>-e<epochs>.json``.
 
 The measure is the one of ``benchmarks/fmnet_metrics.py`` (carrier median error in
 cents and share within 25 cents on the musical-prior test notes).
@@ -138,7 +139,8 @@ def main() -> None:
     w0 = time.time()
     test = candidates(args.test, args.n_test, args.workers)
     train_dir = (
-        MODELS_DIR / f"carrier-ranker-{args.train.name}-{args.n_train}-s{args.seed}"
+        MODELS_DIR
+        / f"carrier-ranker-{args.train.name}-{args.n_train}-s{args.seed}-e{args.epochs}"
     )
     if (train_dir / "model.json").exists():
         model, record = CR.load_ranker(train_dir)
@@ -179,7 +181,9 @@ def main() -> None:
     }
     print(json.dumps(result, indent=2))
     out = (
-        DATA_DIR / "benchmarks" / f"carrier_ranker-{args.test.name}-{args.n_test}.json"
+        DATA_DIR
+        / "benchmarks"
+        / f"carrier_ranker-{args.test.name}-{args.n_test}-e{args.epochs}.json"
     )
     files.write_json(out, result)
     print(f"written: {out}")
