@@ -103,7 +103,7 @@ def _inputs(features, mask, freqs_hz, f0_hz) -> tuple[np.ndarray, np.ndarray]:
     return x, np.asarray(mask, dtype=np.float32)
 
 
-def build_ranker(sample_inputs: np.ndarray, config: dict[str, Any] | None = None):
+def build_ranker(sample_inputs: np.ndarray, *, config: dict[str, Any] | None = None):
     """The ranker: normalisation, dense layers shared by the candidates, a masked logit.
 
     Args:
@@ -207,7 +207,7 @@ def train_ranker(
     keras.utils.set_random_seed(seed)
     sample = train[:3000]
     x, m = _inputs(features[sample], mask[sample], freqs_hz[sample], f0_hz[sample])
-    model = build_ranker(x[m > 0], cfg)
+    model = build_ranker(x[m > 0], config=cfg)
     model.compile(
         keras.optimizers.Adam(float(cfg["learning_rate"])),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
