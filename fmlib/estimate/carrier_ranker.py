@@ -274,8 +274,7 @@ def pick(
 
 def save_ranker(model, out_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
     """Write ``model.keras`` and ``model.json`` into ``out_dir`` (each atomically)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)  # atomic_path makes the folder, and removes it on failure
     with files.atomic_path(out / "model.keras", suffix=".keras") as tmp:
         model.save(tmp)
     files.write_json(out / "model.json", {"kind": KIND, **record})
