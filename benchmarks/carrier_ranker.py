@@ -28,7 +28,7 @@ Steps, each resumable (rerun the same command):
 3. On the test notes: the picked carrier against the true one (median error, share
    within 25 cents, octave-folded), next to two references with no training: the
    tracked f0 as the carrier, and the loudest peak. Printed and written to
-   ``data/benchmarks/carrier_ranker-<test>-<n>-e<epochs>.json``.
+   ``data/benchmarks/<model folder>-on-<test>-<n>.json``.
 
 The measure is the one of ``benchmarks/fmnet_metrics.py`` (carrier median error in
 cents and share within 25 cents on the musical-prior test notes).
@@ -219,7 +219,7 @@ def main() -> None:
     out = (
         DATA_DIR
         / "benchmarks"
-        / f"carrier_ranker-{args.test.name}-{args.n_test}-e{args.epochs}.json"
+        / f"{train_dir.name}-on-{args.test.name}-{args.n_test}.json"
     )
     files.write_json(out, result)
     print(f"written: {out}")

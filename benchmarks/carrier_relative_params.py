@@ -28,7 +28,7 @@ datasets and trained ``--ranker``)::
         [--seed 0] [--epochs 30]
 
 Prints the R² table and writes
-``data/benchmarks/carrier_relative_params-<test>-<n>.json``.
+``data/benchmarks/carrier_relative_params-<train>-<n>-s<seed>-on-<test>-<n>.json``.
 """
 
 from __future__ import annotations
@@ -243,7 +243,10 @@ def main() -> None:
     out = (
         DATA_DIR
         / "benchmarks"
-        / f"carrier_relative_params-{args.test.name}-{args.n_test}.json"
+        / (
+            f"carrier_relative_params-{'+'.join(p.name for p in args.train)}"
+            f"-{args.n_train}-s{args.seed}-on-{args.test.name}-{args.n_test}.json"
+        )
     )
     files.write_json(out, result)
     print(f"written: {out}")
