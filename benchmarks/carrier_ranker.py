@@ -84,12 +84,16 @@ def _chunk(ds, start: int, n: int, out: Path, workers: int) -> None:
         )
 
 
-def candidates(paths: list[Path], n: int, workers: int) -> dict[str, np.ndarray]:
+def candidates(
+    paths: list[Path], n: int, workers: int, *, option: str
+) -> dict[str, np.ndarray]:
     """Candidates, f0 and true carriers of the first ``n`` notes of ``paths`` (cached).
 
     The datasets are taken in order until ``n`` notes are reached. The arrays are
     filled in place, chunk by chunk, so the peak memory is the result plus one
-    chunk (80,000 notes of float16 features are 14.8 GB).
+    chunk (80,000 notes of float16 features are 14.8 GB). ``option`` names the
+    command-line option in the one-line message (exit 2) when the datasets are too
+    small or missing.
     """
     from fmlib.audio import carrier_peaks as CP
     from fmlib.datasets.dataset_reader import open_dataset
@@ -99,13 +103,18 @@ def candidates(paths: list[Path], n: int, workers: int) -> dict[str, np.ndarray]
     for path in paths:
         if left == 0:
             break
-        ds = open_dataset(path)
+        try:
+            ds = open_dataset(path)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"{option}: {err}", file=sys.stderr)
+            sys.exit(2)
         plan.append((ds, path, min(left, len(ds))))
         left -= plan[-1][2]
     if left:
         have = n - left
         print(
-            f"--n: the datasets hold {have} notes; give at most that", file=sys.stderr
+            f"--n-{option[2:]}: the datasets hold {have} notes; give at most that",
+            file=sys.stderr,
         )
         sys.exit(2)
     out = {
@@ -172,7 +181,7 @@ def main() -> None:
 
     t0 = time.process_time()
     w0 = time.time()
-    test = candidates([args.test], args.n_test, args.workers)
+    test = candidates([args.test], args.n_test, args.workers, option="--test")
     names = "+".join(p.name for p in args.train)
     train_dir = (
         MODELS_DIR
@@ -181,7 +190,7 @@ def main() -> None:
     if (train_dir / "model.json").exists():
         model, record = CR.load_ranker(train_dir)
     else:
-        train = candidates(args.train, args.n_train, args.workers)
+        train = candidates(args.train, args.n_train, args.workers, option="--train")
         tw = time.time()
         model, record = CR.train_ranker(
             train["features"],

@@ -48,18 +48,32 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 CHUNK = 10_000  # as benchmarks/carrier_ranker.py caches them
 
 
+def _open(path: Path, option: str):
+    """The dataset at ``path``, or one line naming ``option`` and exit 2."""
+    from fmlib.datasets.dataset_reader import open_dataset
+
+    try:
+        return open_dataset(path)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"{option}: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
 def _rows(path: Path, n: int, ranker=None) -> dict[str, np.ndarray]:
     """The true parameters of the first ``n`` notes and the ranker inputs of one
     peak each: at the true carrier (``true_*``, with ``hit``) and, given a ranker,
     at its pick (``pick_*``). Read chunk by chunk from the candidates cache."""
-    from fmlib.datasets.dataset_reader import open_dataset
     from fmlib.estimate import carrier_ranker as CR
     from fmlib.paths import FEATURES_DIR
     from fmlib.synth import params as P
 
-    ds = open_dataset(path)
+    option = "--test" if ranker is not None else "--train"
+    ds = _open(path, option)
     if n > len(ds):
-        print(f"--n: {path} has {len(ds)} notes; give at most that", file=sys.stderr)
+        print(
+            f"--n-{option[2:]}: {path} has {len(ds)} notes; give at most that",
+            file=sys.stderr,
+        )
         sys.exit(2)
     truth = ds.params[list(P.TARGET_NAMES)].to_numpy(np.float64)[:n]
     parts: dict[str, list] = {}
@@ -151,7 +165,6 @@ def main() -> None:
     import keras
 
     from fmlib import files
-    from fmlib.datasets.dataset_reader import open_dataset
     from fmlib.estimate import carrier_ranker as CR
     from fmlib.estimate import fmnet_targets as T
     from fmlib.synth import params as P
@@ -167,7 +180,7 @@ def main() -> None:
     for path in args.train:
         if left <= 0:
             break
-        n = min(left, len(open_dataset(path)))
+        n = min(left, len(_open(path, "--train")))
         tr = _rows(path, n)
         left -= n
         v = T.canonical_order(tr["truth"], algorithm="dx7_18")
