@@ -37,14 +37,13 @@ cents and share within 25 cents on the musical-prior test notes).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
+from _report import finish
 
 CHUNK = 10_000
 
@@ -154,7 +153,6 @@ def _scores(est_hz: np.ndarray, true_hz: np.ndarray) -> dict[str, float]:
 
 
 def main() -> None:
-    from fmlib import files
     from fmlib.estimate import carrier_ranker as CR
     from fmlib.paths import DATA_DIR, DATASETS_DIR, MODELS_DIR
 
@@ -219,19 +217,13 @@ def main() -> None:
         "ranker": _scores(picked, true),
         "tracked_f0": _scores(test["f0_hz"], true),
         "loudest_peak": _scores(loudest, true),
-        "machine": f"{platform.processor() or platform.machine()}, "
-        f"Python {platform.python_version()}",
-        "process_cpu_s": round(time.process_time() - t0, 1),
-        "wall_s": round(time.time() - w0, 1),
     }
-    print(json.dumps(result, indent=2))
     out = (
         DATA_DIR
         / "benchmarks"
         / f"{train_dir.name}-on-{args.test.name}-{args.n_test}.json"
     )
-    files.write_json(out, result)
-    print(f"written: {out}")
+    finish(result, out, cpu0_s=t0, wall0_s=w0)
 
 
 if __name__ == "__main__":

@@ -34,14 +34,13 @@ Prints the R² table and writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _report import finish
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -164,7 +163,6 @@ def main() -> None:
 
     import keras
 
-    from fmlib import files
     from fmlib.estimate import carrier_ranker as CR
     from fmlib.estimate import fmnet_targets as T
     from fmlib.synth import params as P
@@ -247,12 +245,7 @@ def main() -> None:
         ),
         "oracle_notes": int(test["hit"].sum()),
         "targets": list(P.TARGET_NAMES[1:11]),
-        "machine": f"{platform.processor() or platform.machine()}, "
-        f"Python {platform.python_version()}",
-        "process_cpu_s": round(time.process_time() - t0, 1),
-        "wall_s": round(time.time() - w0, 1),
     }
-    print(json.dumps(result, indent=2))
     out = (
         DATA_DIR
         / "benchmarks"
@@ -261,8 +254,7 @@ def main() -> None:
             f"-{args.n_train}-s{args.seed}-on-{args.test.name}-{args.n_test}.json"
         )
     )
-    files.write_json(out, result)
-    print(f"written: {out}")
+    finish(result, out, cpu0_s=t0, wall0_s=w0)
 
 
 if __name__ == "__main__":
