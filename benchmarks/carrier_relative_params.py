@@ -58,16 +58,21 @@ def _open(path: Path, option: str):
         sys.exit(2)
 
 
-def _rows(path: Path, n: int, ranker=None) -> dict[str, np.ndarray]:
-    """The true parameters of the first ``n`` notes and the ranker inputs of one
-    peak each: at the true carrier (``true_*``, with ``hit``) and, given a ranker,
-    at its pick (``pick_*``). Read chunk by chunk from the candidates cache."""
+def _rows(
+    path: Path, n: int, ranker=None, *, at_most: bool = False
+) -> dict[str, np.ndarray]:
+    """The true parameters of the first ``n`` notes (of all of them if fewer and
+    ``at_most``) and the ranker inputs of one peak each: at the true carrier
+    (``true_*``, with ``hit``) and, given a ranker, at its pick (``pick_*``). Read
+    chunk by chunk from the candidates cache."""
     from fmlib.estimate import carrier_ranker as CR
     from fmlib.paths import FEATURES_DIR
     from fmlib.synth import params as P
 
     option = "--test" if ranker is not None else "--train"
     ds = _open(path, option)
+    if at_most:
+        n = min(n, len(ds))
     if n > len(ds):
         print(
             f"--n-{option[2:]}: {path} has {len(ds)} notes; give at most that",
@@ -96,21 +101,8 @@ def _rows(path: Path, n: int, ranker=None) -> dict[str, np.ndarray]:
         label, hit = CR.targets(freqs, mask, truth[start : start + t, 0])
         picks = {"true": label}
         if ranker is not None:
-            picks["pick"] = np.concatenate(
-                [
-                    np.asarray(
-                        ranker.predict_on_batch(
-                            CR._inputs(
-                                feats[a : a + 256],
-                                mask[a : a + 256],
-                                freqs[a : a + 256],
-                                f0[a : a + 256],
-                            )
-                        )
-                    ).argmax(axis=1)
-                    for a in range(0, t, 256)
-                ]
-            )
+            # a note with no candidate reads its (masked) first slot
+            picks["pick"] = np.maximum(CR.pick_index(ranker, feats, mask, freqs, f0), 0)
         r = np.arange(t)
         for name, k in picks.items():
             x, _ = CR._inputs(
@@ -178,9 +170,8 @@ def main() -> None:
     for path in args.train:
         if left <= 0:
             break
-        n = min(left, len(_open(path, "--train")))
-        tr = _rows(path, n)
-        left -= n
+        tr = _rows(path, left, at_most=True)
+        left -= len(tr["truth"])
         v = T.canonical_order(tr["truth"], algorithm="dx7_18")
         ratio_ok, index_ok = T.audibility(v, algorithm="dx7_18")
         h = tr["hit"]

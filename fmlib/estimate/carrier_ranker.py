@@ -243,10 +243,10 @@ def train_ranker(
     return model, record
 
 
-def pick(
+def pick_index(
     model, features, mask, freqs_hz, f0_hz, *, batch_size: int = 256
 ) -> np.ndarray:
-    """The carrier each note's ranker picks.
+    """The candidate each note's ranker picks.
 
     Args:
         model: From :func:`train_ranker` or :func:`load_ranker`.
@@ -255,21 +255,27 @@ def pick(
         f0_hz: (N,) tracked pitch, Hz.
 
     Returns:
-        float64 (N,): the picked candidate's frequency, Hz (NaN for a note with no
-        candidate).
+        int64 (N,): the picked candidate's index in 0..K-1, -1 for a note with no
+        candidate.
     """
     n = len(freqs_hz)
-    out = np.full(n, np.nan)
+    out = np.full(n, -1, dtype=np.int64)
     for a in range(0, n, batch_size):
         s = slice(a, min(a + batch_size, n))
         x, m = _inputs(features[s], mask[s], freqs_hz[s], f0_hz[s])
-        logits = np.asarray(model.predict_on_batch((x, m)))
-        best = logits.argmax(axis=1)
-        has = m.any(axis=1)
-        out[s] = np.where(
-            has, np.asarray(freqs_hz[s])[np.arange(len(best)), best], np.nan
-        )
+        best = np.asarray(model.predict_on_batch((x, m))).argmax(axis=1)
+        out[s] = np.where(m.any(axis=1), best, -1)
     return out
+
+
+def pick(
+    model, features, mask, freqs_hz, f0_hz, *, batch_size: int = 256
+) -> np.ndarray:
+    """The carrier each note's ranker picks: float64 (N,), the frequency (Hz) of
+    :func:`pick_index`'s candidate, NaN for a note with no candidate."""
+    k = pick_index(model, features, mask, freqs_hz, f0_hz, batch_size=batch_size)
+    f = np.asarray(freqs_hz, dtype=np.float64)[np.arange(len(k)), np.maximum(k, 0)]
+    return np.where(k >= 0, f, np.nan)
 
 
 def save_ranker(model, out_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
