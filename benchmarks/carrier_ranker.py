@@ -48,6 +48,15 @@ from _report import finish
 CHUNK = 10_000
 
 
+def cache_file(path: Path, start: int, n_notes: int) -> Path:
+    """The cached candidates of the chunk of dataset ``path`` that begins at note
+    ``start`` (chunks of :data:`CHUNK` notes; the last one is shorter)."""
+    from fmlib.paths import FEATURES_DIR
+
+    m = min(CHUNK, n_notes - start)
+    return FEATURES_DIR / "carrier-peaks" / path.name / f"notes-{start:06d}-{m}.npz"
+
+
 def _note(x):
     from fmlib.audio.analysis import estimate_f0
     from fmlib.audio.carrier_peaks import candidate_features
@@ -96,7 +105,6 @@ def candidates(
     """
     from fmlib.audio import carrier_peaks as CP
     from fmlib.datasets.dataset_reader import open_dataset
-    from fmlib.paths import FEATURES_DIR
 
     plan, left = [], n
     for path in paths:
@@ -125,12 +133,11 @@ def candidates(
     }
     filled = 0
     for ds, path, take in plan:
-        cache = FEATURES_DIR / "carrier-peaks" / path.name
         out["carrier_hz"][filled : filled + take] = ds.params["carrier_hz"].to_numpy()[
             :take
         ]
         for start in range(0, take, CHUNK):
-            f = cache / f"notes-{start:06d}-{min(CHUNK, len(ds) - start)}.npz"
+            f = cache_file(path, start, len(ds))
             if not f.exists():
                 _chunk(ds, start, min(CHUNK, len(ds) - start), f, workers)
             t = min(CHUNK, take - start)

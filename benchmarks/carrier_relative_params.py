@@ -41,10 +41,9 @@ from pathlib import Path
 
 import numpy as np
 from _report import finish
+from carrier_ranker import CHUNK, cache_file
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-CHUNK = 10_000  # as benchmarks/carrier_ranker.py caches them
 
 
 def _open(path: Path, option: str):
@@ -66,7 +65,6 @@ def _rows(
     (``true_*``, with ``hit``) and, given a ranker, at its pick (``pick_*``). Read
     chunk by chunk from the candidates cache."""
     from fmlib.estimate import carrier_ranker as CR
-    from fmlib.paths import FEATURES_DIR
     from fmlib.synth import params as P
 
     option = "--test" if ranker is not None else "--train"
@@ -82,12 +80,7 @@ def _rows(
     truth = ds.params[list(P.TARGET_NAMES)].to_numpy(np.float64)[:n]
     parts: dict[str, list] = {}
     for start in range(0, n, CHUNK):
-        f = (
-            FEATURES_DIR
-            / "carrier-peaks"
-            / path.name
-            / f"notes-{start:06d}-{min(CHUNK, len(ds) - start)}.npz"
-        )
+        f = cache_file(path, start, len(ds))
         if not f.exists():
             print(
                 f"{f}: missing; run benchmarks/carrier_ranker.py on {path} first",
