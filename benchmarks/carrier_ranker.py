@@ -160,6 +160,7 @@ def _scores(est_hz: np.ndarray, true_hz: np.ndarray) -> dict[str, float]:
 
 
 def main() -> None:
+    from fmlib.audio.carrier_peaks import N_CANDIDATES
     from fmlib.estimate import carrier_ranker as CR
     from fmlib.paths import DATA_DIR, DATASETS_DIR, MODELS_DIR
 
@@ -177,12 +178,23 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=CR.DEFAULT_CONFIG["epochs"])
+    ap.add_argument(
+        "--train-candidates",
+        type=int,
+        default=CR.DEFAULT_CONFIG["train_candidates"],
+        help="candidates a training note shows, its carrier and others drawn at "
+        f"random each epoch (2..{N_CANDIDATES}; default: all)",
+    )
     args = ap.parse_args()
     args.train = args.train or [DATASETS_DIR / "fm-musical-40000-s0"]
     for name in ("n_train", "n_test", "workers", "epochs"):
         if getattr(args, name) < 1:
             print(f"--{name.replace('_', '-')}: must be >= 1", file=sys.stderr)
             sys.exit(2)
+    k = args.train_candidates
+    if k is not None and not 2 <= k <= N_CANDIDATES:
+        print(f"--train-candidates: must be 2..{N_CANDIDATES}", file=sys.stderr)
+        sys.exit(2)
 
     t0 = time.process_time()
     w0 = time.time()
@@ -191,6 +203,7 @@ def main() -> None:
     train_dir = (
         MODELS_DIR
         / f"carrier-ranker-{names}-{args.n_train}-s{args.seed}-e{args.epochs}"
+        f"{'' if k is None or k == N_CANDIDATES else f'-k{k}'}"
     )
     if (train_dir / "model.json").exists():
         model, record = CR.load_ranker(train_dir)
@@ -204,7 +217,7 @@ def main() -> None:
             train["f0_hz"],
             train["carrier_hz"],
             seed=args.seed,
-            config={"epochs": args.epochs},
+            config={"epochs": args.epochs, "train_candidates": k},
         )
         record["training_wall_s"] = round(time.time() - tw, 1)
         record["data"] = f"{names} (first {args.n_train} notes)"

@@ -76,6 +76,62 @@ def test_the_sidebands_of_one_modulator_mirror_around_the_carrier():
     )
 
 
+def _loop_features(x):
+    """The candidates' features one candidate at a time, with SciPy's running maximum
+    and NumPy's reduceat: the implementation the vectorised one replaced, whose
+    values the cached features of earlier runs hold."""
+    from scipy.ndimage import maximum_filter1d
+
+    db = CP.spectrum_db(x)
+    freqs, levels = CP.peaks(db)
+    scale, nyq = CP.N_FFT / SR, CP.N_FFT // 2
+    filtered = {}
+
+    def cells(c, edges):
+        b = np.round(c * edges * scale).astype(np.int64)
+        out = np.full(len(edges) - 1, CP.OUTSIDE_DB)
+        bb = np.minimum(b, nyq)
+        lo, hi = bb[:-1], np.maximum(bb[1:], bb[:-1] + 1)
+        red = np.maximum.reduceat(db[lo[0] : hi[-1]], lo - lo[0])
+        out[b[1:] <= nyq] = red[b[1:] <= nyq]
+        return out
+
+    def around(centers, half):
+        lo = np.round((centers - half) * scale).astype(np.int64)
+        hi = np.round((centers + half) * scale).astype(np.int64)
+        ok = (lo >= 0) & (hi <= nyq)
+        hb = max(int(round(2 ** (round(4 * np.log2(max(half * scale, 1))) / 4))), 1)
+        if hb not in filtered:
+            filtered[hb] = maximum_filter1d(db, 2 * hb + 1)
+        out = np.full(len(centers), CP.OUTSIDE_DB)
+        out[ok] = filtered[hb][np.round(centers * scale).astype(np.int64)[ok]]
+        return out
+
+    feats = np.zeros((CP.N_CANDIDATES, CP.N_FEATURES), np.float32)
+    for j, (c, level) in enumerate(zip(freqs, levels, strict=True)):
+        feats[j, :3] = np.log2(c / 440.0), level / CP.FLOOR_DB, j / CP.N_CANDIDATES
+        feats[j, CP.SLICES["coarse"]] = cells(c, np.arange(129) / 16) / CP.FLOOR_DB
+        feats[j, CP.SLICES["fine"]] = cells(c, 0.75 + np.arange(65) / 128) / 60.0
+        d = np.arange(1, 97) / 32.0 * c
+        up, down = around(c + d, c / 64), around(np.abs(c - d), c / 64)
+        both = (up > CP.OUTSIDE_DB) & (down > CP.OUTSIDE_DB)
+        feats[j, CP.SLICES["up"]] = up / CP.FLOOR_DB
+        feats[j, CP.SLICES["down"]] = down / CP.FLOOR_DB
+        feats[j, CP.SLICES["mismatch"]] = np.where(both, np.abs(up - down), -10) / 60
+    return feats
+
+
+@pytest.mark.parametrize(
+    "carrier_hz, ratio, index", [(27.5, 7.3, 3.0), (220.0, 0.5, 1.0), (3000.0, 1.9, 5)]
+)
+def test_vectorised_features_equal_the_loop_over_candidates(carrier_hz, ratio, index):
+    x = _fm(carrier_hz, ratio, index)
+    x = x + 0.3 * np.random.default_rng(0).standard_normal(x.shape)  # many peaks
+    c = CP.candidate_features(x)
+    assert c.mask.sum() > 100
+    assert np.array_equal(c.features, _loop_features(x))
+
+
 def test_bad_audio_is_refused():
     with pytest.raises(ValueError, match="at least 48000"):
         CP.candidate_features(np.ones(1000))
@@ -152,3 +208,50 @@ def test_load_ranker_refuses_missing_and_foreign_folders(tmp_path):
     (tmp_path / "model.keras").write_bytes(b"")
     with pytest.raises(ValueError, match="not a 'carrier-ranker'"):
         CR.load_ranker(tmp_path)
+
+
+def test_sample_candidates_keeps_the_carrier_and_draws_the_others_uniformly():
+    k_all, k = 30, 8
+    mask = np.zeros((3, k_all), bool)
+    mask[0, :20] = True  # more real candidates than k
+    mask[1, :5] = True  # fewer: all of them, then padding
+    mask[2, :1] = True  # the carrier alone
+    labels = np.array([13, 4, 0])
+    rng = np.random.default_rng(0)
+    counts = np.zeros(k_all)
+    for _ in range(4000):
+        idx, sub_mask, sub_labels, corr = CR.sample_candidates(mask, labels, k, rng)
+        assert idx.shape == sub_mask.shape == corr.shape == (3, k)
+        assert np.all(np.diff(idx, axis=1) > 0)  # loudest-first order kept
+        assert np.array_equal(idx[np.arange(3), sub_labels], labels)
+        assert sub_mask.sum(axis=1).tolist() == [8, 5, 1]
+        assert np.all(mask[np.arange(3)[:, None], idx] == sub_mask)
+        # correction -log q for drawn others, 0 for the carrier and for padding
+        expect0 = np.where(sub_mask[0], -np.log(7 / 19), 0.0)
+        expect0[sub_labels[0]] = 0.0
+        assert np.allclose(corr[0], expect0)
+        assert np.all(corr[1:] == 0.0)  # nothing left out: q = 1
+        counts[idx[0][sub_mask[0]]] += 1
+    others = np.delete(counts[:20], 13) / 4000
+    assert counts[13] == 4000
+    assert np.allclose(others, 7 / 19, atol=0.03)  # uniform (binomial sd 0.008)
+    assert counts[20:].sum() == 0  # padding never drawn as a real candidate
+
+
+def test_the_ranker_learns_from_sampled_candidates_and_picks_among_all():
+    feats, mask, freqs, f0, carrier = _toy(600, 0)
+    model, record = CR.train_ranker(
+        feats,
+        mask,
+        freqs,
+        f0,
+        carrier,
+        seed=0,
+        config={"width": 32, "epochs": 15, "patience": 15, "train_candidates": 8},
+        verbose=0,
+    )
+    assert record["config"]["train_candidates"] == 8
+    tf, tm, tfr, tf0, tc = _toy(200, 1)
+    assert np.mean(CR.pick(model, tf, tm, tfr, tf0) == tc) > 0.6  # measured 0.835
+    with pytest.raises(ValueError, match="train_candidates: must be 2..192"):
+        CR.train_ranker(feats, mask, freqs, f0, carrier, config={"train_candidates": 1})

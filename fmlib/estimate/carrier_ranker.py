@@ -17,6 +17,11 @@ and B see. Target: the candidate nearest the true carrier when it is within
 :data:`HIT_CENTS` of it; notes with no such candidate (about 12 % under the musical
 prior: the carrier partial is weak or hidden) are left out of training.
 
+Training may show each note its carrier and a random sample of its other candidates
+instead of all of them (``train_candidates``, a sampled softmax:
+:func:`sample_candidates`), which cuts the cost of an epoch about in proportion;
+picking always scores every candidate.
+
 Model folder: ``model.keras`` (loads with ``safe_mode=True``) and ``model.json``
 (``"kind": "carrier-ranker"``, the configuration and the training record).
 """
@@ -50,6 +55,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "patience": 3,
     "learning_rate": 1e-3,
     "validation_share": 0.1,
+    # Candidates a training note shows the network: its carrier and this many
+    # minus one others drawn at random each epoch (None: all of them).
+    "train_candidates": None,
 }
 
 
@@ -112,15 +120,17 @@ def build_ranker(sample_inputs: np.ndarray, *, config: dict[str, Any] | None = N
         config: Keys of :data:`DEFAULT_CONFIG` (``width``, ``dropout``).
 
     Returns:
-        A Keras model ``[inputs (B, K, N_INPUT), mask (B, K)] -> logits (B, K)``;
-        a masked candidate's logit is -1e9.
+        A Keras model ``[inputs (B, K, N_INPUT), mask (B, K)] -> logits (B, K)``,
+        any K; a masked candidate's logit is -1e9.
     """
     import keras
     from keras import layers
 
     cfg = {**DEFAULT_CONFIG, **(config or {})}
-    inp = keras.Input((CP.N_CANDIDATES, N_INPUT), name="candidates")
-    mask = keras.Input((CP.N_CANDIDATES,), name="mask")
+    # The candidate axis is left open: training may show a sample of a note's
+    # candidates (``train_candidates``), picking shows all of them.
+    inp = keras.Input((None, N_INPUT), name="candidates")
+    mask = keras.Input((None,), name="mask")
     norm = layers.Normalization(axis=-1)
     norm.adapt(np.asarray(sample_inputs, dtype=np.float32))
     h = norm(inp)
@@ -132,11 +142,65 @@ def build_ranker(sample_inputs: np.ndarray, *, config: dict[str, Any] | None = N
     return keras.Model([inp, mask], logit, name="carrier_ranker")
 
 
-def _batches(features, mask, freqs_hz, f0_hz, labels, rows, *, batch_size, seed):
+def sample_candidates(mask, labels, k: int, rng) -> tuple[np.ndarray, ...]:
+    """Each note's carrier and ``k - 1`` of its other real candidates, at random.
+
+    Training on a sample of the candidates instead of all K cuts the cost of an
+    epoch by about K / k. The softmax over a sample is corrected as a sampled
+    softmax is (Jean et al., 2015): an other candidate is drawn with probability
+    ``q = (k - 1) / (n - 1)`` (n real candidates), the carrier always, so each
+    other candidate's logit gets ``-log q`` added during training, and the
+    expected loss is the one over all candidates. Picking is unchanged.
+
+    Args:
+        mask: (B, K) bool, real candidates.
+        labels: (B,) index of each note's carrier among its K candidates.
+        k: Candidates kept per note, 2..K.
+        rng: ``numpy.random.Generator``.
+
+    Returns:
+        ``(index, sub_mask, sub_labels, correction)``: int64 (B, k) indices into the
+        K candidates, in their original (loudest-first) order; bool (B, k); int64
+        (B,) the carrier's position in ``index``; float32 (B, k) the logit
+        correction (0 for the carrier and for padding).
+    """
+    mask = np.asarray(mask, bool)
+    b, n_k = mask.shape
+    labels = np.asarray(labels, dtype=np.int64)
+    key = rng.random((b, n_k))
+    key[~mask] = 2.0  # padding last
+    key[np.arange(b), labels] = -1.0  # the carrier always
+    index = np.sort(np.argsort(key, axis=1, kind="stable")[:, :k], axis=1)
+    sub_mask = np.take_along_axis(mask, index, axis=1)
+    sub_labels = np.argmax(index == labels[:, None], axis=1)
+    n_real = mask.sum(axis=1)
+    drawn = np.minimum(k - 1, n_real - 1)
+    q = np.where(n_real > 1, drawn / np.maximum(n_real - 1, 1), 1.0)
+    correction = np.where(sub_mask, -np.log(q)[:, None], 0.0).astype(np.float32)
+    correction[np.arange(b), sub_labels] = 0.0
+    return index, sub_mask, sub_labels, correction
+
+
+def _batches(
+    features,
+    mask,
+    freqs_hz,
+    f0_hz,
+    labels,
+    rows,
+    *,
+    batch_size,
+    seed,
+    sample=None,
+    correction=False,
+):
     """A Keras ``PyDataset`` that builds float32 inputs batch by batch.
 
     The features stay in their stored dtype (float16 for 40,000 notes is 7.4 GB)
-    and only a batch is widened and joined with its pitch features.
+    and only a batch is widened and joined with its pitch features. With ``sample``
+    (k), each note shows :func:`sample_candidates`' k candidates, drawn anew each
+    epoch; with ``correction``, the inputs end with the logit correction (zeros
+    when nothing is sampled), for the training model of :func:`train_ranker`.
     """
     import keras
 
@@ -145,6 +209,7 @@ def _batches(features, mask, freqs_hz, f0_hz, labels, rows, *, batch_size, seed)
             super().__init__()
             self.rows = np.array(rows)
             self.rng = np.random.default_rng(seed) if seed is not None else None
+            self.draw = np.random.default_rng([seed or 0, 1])
             if self.rng is not None:
                 self.rng.shuffle(self.rows)
 
@@ -153,8 +218,18 @@ def _batches(features, mask, freqs_hz, f0_hz, labels, rows, *, batch_size, seed)
 
         def __getitem__(self, i):
             j = np.sort(self.rows[i * batch_size : (i + 1) * batch_size])
-            x, m = _inputs(features[j], mask[j], freqs_hz[j], f0_hz[j])
-            return (x, m), labels[j]
+            if sample is None:
+                x, m = _inputs(features[j], mask[j], freqs_hz[j], f0_hz[j])
+                y, corr = labels[j], np.zeros(m.shape, np.float32)
+            else:
+                idx, _, y, corr = sample_candidates(
+                    mask[j], labels[j], sample, self.draw
+                )
+                jj = j[:, None]
+                x, m = _inputs(
+                    features[jj, idx], mask[jj, idx], freqs_hz[jj, idx], f0_hz[j]
+                )
+            return ((x, m, corr) if correction else (x, m)), y
 
         def on_epoch_end(self):
             if self.rng is not None:
@@ -183,8 +258,11 @@ def train_ranker(
         freqs_hz: (N, K) candidate frequencies, Hz.
         f0_hz: (N,) tracked pitch, Hz.
         carrier_hz: (N,) true carriers, Hz.
-        seed: Seeds the validation split, the shuffling and the weights.
-        config: Keys of :data:`DEFAULT_CONFIG`.
+        seed: Seeds the validation split, the shuffling, the sampled candidates
+            and the weights.
+        config: Keys of :data:`DEFAULT_CONFIG`; ``train_candidates`` (2..K or
+            None for all) is how many candidates a training note shows
+            (:func:`sample_candidates`); validation always shows all of them.
 
     Returns:
         ``(model, record)``: the best-validation model and a JSON-ready dict (notes,
@@ -193,6 +271,11 @@ def train_ranker(
     import keras
 
     cfg = {**DEFAULT_CONFIG, **(config or {})}
+    k = cfg["train_candidates"]
+    if k is not None and not 2 <= int(k) <= CP.N_CANDIDATES:
+        raise ValueError(
+            f"train_candidates: must be 2..{CP.N_CANDIDATES} or None, got {k!r}"
+        )
     labels, hit = targets(freqs_hz, mask, carrier_hz)
     rows = np.flatnonzero(hit)
     if rows.size < 10:
@@ -208,18 +291,32 @@ def train_ranker(
     sample = train[:3000]
     x, m = _inputs(features[sample], mask[sample], freqs_hz[sample], f0_hz[sample])
     model = build_ranker(x[m > 0], config=cfg)
-    model.compile(
+    sampled = k is not None and int(k) < CP.N_CANDIDATES
+    fitted = model
+    if sampled:
+        # The same layers, with the sampled softmax's correction added to the
+        # logits; the ranker itself is what is returned and saved.
+        corr = keras.Input((None,), name="correction")
+        inp, msk = keras.Input((None, N_INPUT)), keras.Input((None,))
+        fitted = keras.Model([inp, msk, corr], model([inp, msk]) + corr)
+    fitted.compile(
         keras.optimizers.Adam(float(cfg["learning_rate"])),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
     bs = int(cfg["batch_size"])
-    history = model.fit(
+    data = (features, mask, freqs_hz, f0_hz, labels)
+    history = fitted.fit(
         _batches(
-            features, mask, freqs_hz, f0_hz, labels, train, batch_size=bs, seed=seed
+            *data,
+            train,
+            batch_size=bs,
+            seed=seed,
+            sample=int(k) if sampled else None,
+            correction=sampled,
         ),
         validation_data=_batches(
-            features, mask, freqs_hz, f0_hz, labels, val, batch_size=256, seed=None
+            *data, val, batch_size=256, seed=None, correction=sampled
         ),
         epochs=int(cfg["epochs"]),
         callbacks=[
