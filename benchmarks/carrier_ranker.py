@@ -185,6 +185,12 @@ def main() -> None:
         help="candidates a training note shows, its carrier and others drawn at "
         f"random each epoch (2..{N_CANDIDATES}; default: all)",
     )
+    ap.add_argument(
+        "--train-loudest",
+        type=int,
+        default=CR.DEFAULT_CONFIG["train_loudest"],
+        help="of those, how many are always the note's loudest (0..K - 2)",
+    )
     args = ap.parse_args()
     args.train = args.train or [DATASETS_DIR / "fm-musical-40000-s0"]
     for name in ("n_train", "n_test", "workers", "epochs"):
@@ -195,6 +201,10 @@ def main() -> None:
     if k is not None and not 2 <= k <= N_CANDIDATES:
         print(f"--train-candidates: must be 2..{N_CANDIDATES}", file=sys.stderr)
         sys.exit(2)
+    loud = args.train_loudest
+    if not 0 <= loud <= (N_CANDIDATES if k is None else k) - 2:
+        print("--train-loudest: must be 0..(--train-candidates) - 2", file=sys.stderr)
+        sys.exit(2)
 
     t0 = time.process_time()
     w0 = time.time()
@@ -204,6 +214,7 @@ def main() -> None:
         MODELS_DIR
         / f"carrier-ranker-{names}-{args.n_train}-s{args.seed}-e{args.epochs}"
         f"{'' if k is None or k == N_CANDIDATES else f'-k{k}'}"
+        f"{f'-l{loud}' if loud and k is not None and k < N_CANDIDATES else ''}"
     )
     if (train_dir / "model.json").exists():
         model, record = CR.load_ranker(train_dir)
@@ -217,7 +228,11 @@ def main() -> None:
             train["f0_hz"],
             train["carrier_hz"],
             seed=args.seed,
-            config={"epochs": args.epochs, "train_candidates": k},
+            config={
+                "epochs": args.epochs,
+                "train_candidates": k,
+                "train_loudest": loud,
+            },
         )
         record["training_wall_s"] = round(time.time() - tw, 1)
         record["data"] = f"{names} (first {args.n_train} notes)"

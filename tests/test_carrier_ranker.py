@@ -238,6 +238,29 @@ def test_sample_candidates_keeps_the_carrier_and_draws_the_others_uniformly():
     assert counts[20:].sum() == 0  # padding never drawn as a real candidate
 
 
+def test_sample_candidates_always_keeps_the_loudest():
+    mask = np.zeros((2, 30), bool)
+    mask[:, :20] = True
+    labels = np.array([13, 2])  # the carrier below / among the 4 loudest
+    rng = np.random.default_rng(1)
+    counts = np.zeros((2, 30))
+    for _ in range(3000):
+        idx, sub_mask, sub_labels, corr = CR.sample_candidates(
+            mask, labels, 8, rng, loudest=4
+        )
+        assert sub_mask.all()
+        assert np.array_equal(idx[np.arange(2), sub_labels], labels)
+        for r, q in ((0, 3 / 15), (1, 4 / 16)):
+            kept = np.isin(idx[r], [0, 1, 2, 3, labels[r]])
+            assert np.allclose(corr[r], np.where(kept, 0.0, -np.log(q)))
+            counts[r, idx[r]] += 1
+    assert np.all(counts[:, :4] == 3000) and counts[0, 13] == 3000
+    assert np.allclose(np.delete(counts[0, 4:20], 9) / 3000, 3 / 15, atol=0.03)
+    assert np.allclose(counts[1, 4:20] / 3000, 4 / 16, atol=0.03)
+    with pytest.raises(ValueError, match="loudest: must be 0..k - 2 = 6"):
+        CR.sample_candidates(mask, labels, 8, rng, loudest=7)
+
+
 def test_the_ranker_learns_from_sampled_candidates_and_picks_among_all():
     feats, mask, freqs, f0, carrier = _toy(600, 0)
     model, record = CR.train_ranker(
@@ -247,7 +270,13 @@ def test_the_ranker_learns_from_sampled_candidates_and_picks_among_all():
         f0,
         carrier,
         seed=0,
-        config={"width": 32, "epochs": 15, "patience": 15, "train_candidates": 8},
+        config={
+            "width": 32,
+            "epochs": 15,
+            "patience": 15,
+            "train_candidates": 8,
+            "train_loudest": 3,
+        },
         verbose=0,
     )
     assert record["config"]["train_candidates"] == 8
