@@ -2,17 +2,21 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/carrier_ranker.py [--train DIR ...] [--n-train 40000]
+    .venv/bin/python benchmarks/carrier_ranker.py [--train DIR ...] [--n-train 80000]
         [--test DIR] [--n-test 5000] [--seed 0] [--workers 2] [--epochs 12]
+        [--train-candidates 48] [--train-loudest 24]
 
 ``--train`` may be repeated: the datasets are joined in order until ``--n-train``
-notes are reached (the 80,000-note run joins ``fm-musical-40000-s0`` and
-``fm-musical-40000-s2``).
+notes are reached (by default ``fm-musical-40000-s0`` and ``fm-musical-40000-s2``).
+``--train-candidates 192`` trains on all the candidates, as the runs before
+2026-12-07 (fourth session) did: about 4 times slower an epoch.
 
-Makes the datasets first (about 1 min)::
+Makes the datasets first (about 2 min each)::
 
     .venv/bin/python -m fmlib generate --n 40000 --seed 0 --prior musical \\
         --out data/datasets/fm-musical-40000-s0
+    .venv/bin/python -m fmlib generate --n 40000 --seed 2 --prior musical \\
+        --out data/datasets/fm-musical-40000-s2
     .venv/bin/python -m fmlib generate --n 5000 --seed 1 --prior musical \\
         --out data/datasets/fm-musical-5000-s1
 
@@ -21,10 +25,10 @@ Steps, each resumable (rerun the same command):
 1. Candidates (:func:`fmlib.audio.carrier_peaks.candidate_features`) and the tracked
    f0 (:func:`fmlib.audio.analysis.estimate_f0`) of every note, cached by chunks of
    10,000 notes under ``data/features/carrier-peaks/<dataset>/`` (``.npz``, float16
-   features, written atomically; about 8 min a chunk with 2 workers, 1.9 GB).
+   features, written atomically; about 2 min 40 s a chunk with 2 workers, 1.9 GB).
 2. The ranker (:func:`fmlib.estimate.carrier_ranker.train_ranker`), saved in
-   ``data/models/carrier-ranker-<train>-<n>-s<seed>-e<epochs>/`` (skipped when it
-   exists).
+   ``data/models/carrier-ranker-<train>-<n>-s<seed>-e<epochs>[-k<candidates>]
+   [-l<loudest>]/`` (skipped when it exists; about 23 min at the defaults).
 3. On the test notes: the picked carrier against the true one (median error, share
    within 25 cents, octave-folded), next to two references with no training: the
    tracked f0 as the carrier, and the loudest peak. Printed and written to
@@ -170,9 +174,9 @@ def main() -> None:
         type=Path,
         action="append",
         help="training dataset; repeat to join several, taken in order "
-        "(default: data/datasets/fm-musical-40000-s0)",
+        "(default: data/datasets/fm-musical-40000-s0 and -40000-s2)",
     )
-    ap.add_argument("--n-train", type=int, default=40_000)
+    ap.add_argument("--n-train", type=int, default=80_000)
     ap.add_argument("--test", type=Path, default=DATASETS_DIR / "fm-musical-5000-s1")
     ap.add_argument("--n-test", type=int, default=5000)
     ap.add_argument("--seed", type=int, default=0)
@@ -192,7 +196,10 @@ def main() -> None:
         help="of those, how many are always the note's loudest (0..K - 2)",
     )
     args = ap.parse_args()
-    args.train = args.train or [DATASETS_DIR / "fm-musical-40000-s0"]
+    args.train = args.train or [
+        DATASETS_DIR / "fm-musical-40000-s0",
+        DATASETS_DIR / "fm-musical-40000-s2",
+    ]
     for name in ("n_train", "n_test", "workers", "epochs"):
         if getattr(args, name) < 1:
             print(f"--{name.replace('_', '-')}: must be >= 1", file=sys.stderr)
