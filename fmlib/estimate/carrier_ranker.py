@@ -17,10 +17,10 @@ and B see. Target: the candidate nearest the true carrier when it is within
 :data:`HIT_CENTS` of it; notes with no such candidate (about 12 % under the musical
 prior: the carrier partial is weak or hidden) are left out of training.
 
-Training may show each note its carrier and a random sample of its other candidates
-instead of all of them (``train_candidates``, a sampled softmax:
-:func:`sample_candidates`), which cuts the cost of an epoch about in proportion;
-picking always scores every candidate.
+Training shows each note its carrier, its loudest candidates and a random sample of
+the others, 48 in all by default, instead of all of them (``train_candidates``,
+``train_loudest``; a sampled softmax: :func:`sample_candidates`), which cuts the cost
+of an epoch by about 3; validation and picking always score every candidate.
 
 Model folder: ``model.keras`` (loads with ``safe_mode=True``) and ``model.json``
 (``"kind": "carrier-ranker"``, the configuration and the training record).
