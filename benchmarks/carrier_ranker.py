@@ -187,13 +187,15 @@ def main() -> None:
         type=int,
         default=CR.DEFAULT_CONFIG["train_candidates"],
         help="candidates a training note shows, its carrier and others drawn at "
-        f"random each epoch (2..{N_CANDIDATES}; default: all)",
+        f"random each epoch (2..{N_CANDIDATES}, {N_CANDIDATES} for all; "
+        "default: %(default)s)",
     )
     ap.add_argument(
         "--train-loudest",
         type=int,
         default=CR.DEFAULT_CONFIG["train_loudest"],
-        help="of those, how many are always the note's loudest (0..K - 2)",
+        help="of those, how many are always the note's loudest "
+        "(0..train-candidates - 2; default: %(default)s)",
     )
     args = ap.parse_args()
     args.train = args.train or [
@@ -204,14 +206,18 @@ def main() -> None:
         if getattr(args, name) < 1:
             print(f"--{name.replace('_', '-')}: must be >= 1", file=sys.stderr)
             sys.exit(2)
-    k = args.train_candidates
-    if k is not None and not 2 <= k <= N_CANDIDATES:
-        print(f"--train-candidates: must be 2..{N_CANDIDATES}", file=sys.stderr)
+    sampling = {
+        "epochs": args.epochs,
+        "train_candidates": args.train_candidates,
+        "train_loudest": args.train_loudest,
+    }
+    try:  # before the features are read, which takes minutes
+        CR.checked_config(sampling)
+    except ValueError as err:
+        print(f"--{str(err).replace('_', '-')}", file=sys.stderr)
         sys.exit(2)
-    loud = args.train_loudest
-    if not 0 <= loud <= (N_CANDIDATES if k is None else k) - 2:
-        print("--train-loudest: must be 0..(--train-candidates) - 2", file=sys.stderr)
-        sys.exit(2)
+    k, loud = args.train_candidates, args.train_loudest
+    sampled = k is not None and k < N_CANDIDATES
 
     t0 = time.process_time()
     w0 = time.time()
@@ -220,8 +226,7 @@ def main() -> None:
     train_dir = (
         MODELS_DIR
         / f"carrier-ranker-{names}-{args.n_train}-s{args.seed}-e{args.epochs}"
-        f"{'' if k is None or k == N_CANDIDATES else f'-k{k}'}"
-        f"{f'-l{loud}' if loud and k is not None and k < N_CANDIDATES else ''}"
+        f"{f'-k{k}' if sampled else ''}{f'-l{loud}' if sampled and loud else ''}"
     )
     if (train_dir / "model.json").exists():
         model, record = CR.load_ranker(train_dir)
@@ -235,11 +240,7 @@ def main() -> None:
             train["f0_hz"],
             train["carrier_hz"],
             seed=args.seed,
-            config={
-                "epochs": args.epochs,
-                "train_candidates": k,
-                "train_loudest": loud,
-            },
+            config=sampling,
         )
         record["training_wall_s"] = round(time.time() - tw, 1)
         record["data"] = f"{names} (first {args.n_train} notes)"

@@ -238,7 +238,7 @@ def _batches(
             j = np.sort(self.rows[i * batch_size : (i + 1) * batch_size])
             if sample is None:
                 x, m = _inputs(features[j], mask[j], freqs_hz[j], f0_hz[j])
-                y, corr = labels[j], np.zeros(m.shape, np.float32)
+                y, corr = labels[j], None
             else:
                 idx, _, y, corr = sample_candidates(
                     mask[j], labels[j], sample, self.draw, loudest=loudest
@@ -247,13 +247,39 @@ def _batches(
                 x, m = _inputs(
                     features[jj, idx], mask[jj, idx], freqs_hz[jj, idx], f0_hz[j]
                 )
-            return ((x, m, corr) if correction else (x, m)), y
+            if not correction:
+                return (x, m), y
+            return (x, m, np.zeros_like(m) if corr is None else corr), y
 
         def on_epoch_end(self):
             if self.rng is not None:
                 self.rng.shuffle(self.rows)
 
     return Batches()
+
+
+def checked_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """:data:`DEFAULT_CONFIG` updated by ``config``, its sampling keys checked.
+
+    Raises:
+        ValueError: ``train_candidates`` not None or 2..K, or ``train_loudest`` not
+            0..train_candidates - 2; the message starts with the key's name.
+    """
+    cfg = {**DEFAULT_CONFIG, **(config or {})}
+    k = cfg["train_candidates"]
+    if k is not None and not 2 <= int(k) <= CP.N_CANDIDATES:
+        raise ValueError(
+            f"train_candidates: must be 2..{CP.N_CANDIDATES} or None, got {k!r}"
+        )
+    loudest = int(cfg["train_loudest"])
+    if k is not None and not 0 <= loudest <= int(k) - 2:
+        raise ValueError(
+            f"train_loudest: must be 0..train_candidates - 2 = {int(k) - 2}, "
+            f"got {loudest}"
+        )
+    cfg["train_candidates"] = None if k is None else int(k)
+    cfg["train_loudest"] = loudest
+    return cfg
 
 
 def train_ranker(
@@ -289,18 +315,8 @@ def train_ranker(
     """
     import keras
 
-    cfg = {**DEFAULT_CONFIG, **(config or {})}
-    k = cfg["train_candidates"]
-    if k is not None and not 2 <= int(k) <= CP.N_CANDIDATES:
-        raise ValueError(
-            f"train_candidates: must be 2..{CP.N_CANDIDATES} or None, got {k!r}"
-        )
-    loudest = int(cfg["train_loudest"])
-    if k is not None and not 0 <= loudest <= int(k) - 2:
-        raise ValueError(
-            f"train_loudest: must be 0..train_candidates - 2 = {int(k) - 2}, "
-            f"got {loudest}"
-        )
+    cfg = checked_config(config)
+    k, loudest = cfg["train_candidates"], cfg["train_loudest"]
     labels, hit = targets(freqs_hz, mask, carrier_hz)
     rows = np.flatnonzero(hit)
     if rows.size < 10:
@@ -316,7 +332,7 @@ def train_ranker(
     sample = train[:3000]
     x, m = _inputs(features[sample], mask[sample], freqs_hz[sample], f0_hz[sample])
     model = build_ranker(x[m > 0], config=cfg)
-    sampled = k is not None and int(k) < CP.N_CANDIDATES
+    sampled = k is not None and k < CP.N_CANDIDATES
     fitted = model
     if sampled:
         # The same layers, with the sampled softmax's correction added to the
@@ -337,7 +353,7 @@ def train_ranker(
             train,
             batch_size=bs,
             seed=seed,
-            sample=int(k) if sampled else None,
+            sample=k if sampled else None,
             loudest=loudest,
             correction=sampled,
         ),
