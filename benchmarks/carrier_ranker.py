@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/carrier_ranker.py [--train DIR ...] [--n-train 80000]
         [--test DIR] [--n-test 5000] [--seed 0] [--workers 2] [--epochs 12]
-        [--train-candidates 48] [--train-loudest 24]
+        [--train-candidates 48] [--train-loudest 24] [--context 64]
 
 ``--train`` may be repeated: the datasets are joined in order until ``--n-train``
 notes are reached (by default ``fm-musical-40000-s0`` and ``fm-musical-40000-s2``).
@@ -28,7 +28,7 @@ Steps, each resumable (rerun the same command):
    features, written atomically; about 2 min 40 s a chunk with 2 workers, 1.9 GB).
 2. The ranker (:func:`fmlib.estimate.carrier_ranker.train_ranker`), saved in
    ``data/models/carrier-ranker-<train>-<n>-s<seed>-e<epochs>[-k<candidates>]
-   [-l<loudest>]/`` (skipped when it exists; about 23 min at the defaults).
+   [-l<loudest>][-c<context>]/`` (skipped when it exists; about 23 min at the defaults).
 3. On the test notes: the picked carrier against the true one (median error, share
    within 25 cents, octave-folded), next to two references with no training: the
    tracked f0 as the carrier, and the loudest peak. Printed and written to
@@ -197,6 +197,13 @@ def main() -> None:
         help="of those, how many are always the note's loudest "
         "(0..train-candidates - 2; default: %(default)s)",
     )
+    ap.add_argument(
+        "--context",
+        type=int,
+        default=CR.DEFAULT_CONFIG["context"],
+        help="units of the note-level context pooled over the loudest "
+        "candidates (0: none, the rankers before 2026-12-08; default: %(default)s)",
+    )
     args = ap.parse_args()
     args.train = args.train or [
         DATASETS_DIR / "fm-musical-40000-s0",
@@ -210,10 +217,18 @@ def main() -> None:
         "epochs": args.epochs,
         "train_candidates": args.train_candidates,
         "train_loudest": args.train_loudest,
+        "context": args.context,
     }
     try:  # before the features are read, which takes minutes
         CR.checked_config(sampling)
     except ValueError as err:
+        if str(err).startswith("context_candidates"):  # not an option here
+            top = CR.DEFAULT_CONFIG["context_candidates"]
+            err = ValueError(
+                f"train_loudest: must be >= {top} with --context > 0 (the context "
+                f"pools the {top} loudest candidates) or --context 0, "
+                f"got {args.train_loudest}"
+            )
         print(f"--{str(err).replace('_', '-')}", file=sys.stderr)
         sys.exit(2)
     k, loud = args.train_candidates, args.train_loudest
@@ -227,6 +242,7 @@ def main() -> None:
         MODELS_DIR
         / f"carrier-ranker-{names}-{args.n_train}-s{args.seed}-e{args.epochs}"
         f"{f'-k{k}' if sampled else ''}{f'-l{loud}' if sampled and loud else ''}"
+        f"{f'-c{args.context}' if args.context else ''}"
     )
     if (train_dir / "model.json").exists():
         model, record = CR.load_ranker(train_dir)

@@ -262,10 +262,73 @@ def test_sample_candidates_always_keeps_the_loudest():
 
 
 def test_the_ranker_learns_from_sampled_candidates_and_picks_among_all():
-    model, record = _train_toy(train_candidates=8, train_loudest=3)
+    model, record = _train_toy(
+        train_candidates=8, train_loudest=3, context_candidates=3
+    )
     assert record["config"]["train_candidates"] == 8
     tf, tm, tfr, tf0, tc = _toy(200, 1)
     assert np.mean(CR.pick(model, tf, tm, tfr, tf0) == tc) > 0.6  # measured 0.84
     feats, mask, freqs, f0, carrier = _toy(50, 0)
     with pytest.raises(ValueError, match="train_candidates: must be 2..192"):
         CR.train_ranker(feats, mask, freqs, f0, carrier, config={"train_candidates": 1})
+
+
+def test_the_context_pools_the_loudest_candidates_only():
+    """Each candidate's logit depends on its own inputs and on the note's first
+    ``context_candidates`` real candidates, nothing else: so a training sample,
+    which keeps the loudest first, gives its candidates the logits picking gives."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (2, 40, CR.N_INPUT)).astype(np.float32)
+    m = np.ones((2, 40), np.float32)
+    m[1, 30:] = 0
+    model = CR.build_ranker(
+        x.reshape(-1, CR.N_INPUT), config={"context": 8, "context_candidates": 5}
+    )
+    base = np.asarray(model((x, m)))
+    # a candidate after the first 5 changes its own logit only
+    y = x.copy()
+    y[:, 20] += 3.0
+    out = np.asarray(model((y, m)))
+    assert not np.allclose(out[:, 20], base[:, 20])
+    assert np.allclose(np.delete(out, 20, axis=1), np.delete(base, 20, axis=1))
+    # one of the first 5 changes every candidate's logit
+    y = x.copy()
+    y[:, 2] += 3.0
+    changed = ~np.isclose(np.asarray(model((y, m))), base, rtol=0, atol=1e-6)
+    assert changed[:, :30].all()
+    # a sample (the first 5, then others in order) scores as the whole note does
+    keep = [0, 1, 2, 3, 4, 9, 17, 33]
+    sub = np.asarray(model((x[:, keep], m[:, keep])))
+    assert np.allclose(sub[0], base[0, keep], atol=1e-5)
+    assert np.allclose(sub[1, :7], base[1, keep[:7]], atol=1e-5)
+    # padding among the first 5 is left out of the context
+    m2 = m.copy()
+    m2[:, 4] = 0
+    y = x.copy()
+    y[:, 4] += 3.0
+    assert np.allclose(
+        np.delete(np.asarray(model((y, m2))), 4, axis=1),
+        np.delete(np.asarray(model((x, m2))), 4, axis=1),
+        atol=1e-6,
+    )
+    # without a context, every candidate is scored on its own
+    alone = CR.build_ranker(x.reshape(-1, CR.N_INPUT), config={"context": 0})
+    y = x.copy()
+    y[:, 2] += 3.0
+    a, b = np.asarray(alone((x, m))), np.asarray(alone((y, m)))
+    assert np.allclose(np.delete(a, 2, axis=1), np.delete(b, 2, axis=1))
+
+
+def test_checked_config_refuses_a_context_that_a_sample_cannot_show():
+    assert (
+        CR.checked_config()["context_candidates"] <= CR.DEFAULT_CONFIG["train_loudest"]
+    )
+    with pytest.raises(ValueError, match="context_candidates: must be <= train_l"):
+        CR.checked_config({"train_loudest": 10})
+    with pytest.raises(ValueError, match="context: must be >= 0"):
+        CR.checked_config({"context": -1})
+    with pytest.raises(ValueError, match="context_candidates: must be 1..192"):
+        CR.checked_config({"context_candidates": 0, "train_candidates": None})
+    # every candidate in training, or no context: any number of loudest
+    assert CR.checked_config({"train_loudest": 0, "train_candidates": None})
+    assert CR.checked_config({"train_loudest": 0, "context": 0})

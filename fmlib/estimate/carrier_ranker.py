@@ -61,6 +61,13 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # 23 min on 2 cores, where all 192 took 63 min (docs/FMNET.md).
     "train_candidates": 48,
     "train_loudest": 24,
+    # A note-level context: every candidate also sees the max and the mean of
+    # this many features of the note's "context_candidates" loudest candidates
+    # (0: none, the rankers trained before 2026-12-08). The loudest are always
+    # in a training sample (train_loudest >= context_candidates), so training
+    # and picking see the same context.
+    "context": 64,
+    "context_candidates": 24,
 }
 
 
@@ -117,17 +124,27 @@ def _inputs(features, mask, freqs_hz, f0_hz) -> tuple[np.ndarray, np.ndarray]:
 def build_ranker(sample_inputs: np.ndarray, *, config: dict[str, Any] | None = None):
     """The ranker: normalisation, dense layers shared by the candidates, a masked logit.
 
+    Each candidate goes through a first dense layer; with ``context`` > 0 a second
+    one of ``context`` ReLU units is pooled (maximum and mean) over the note's
+    first ``context_candidates`` candidates, its loudest, and the pooled vector
+    is joined to every candidate's before the last two layers. Without it each
+    candidate is scored on its own features only; with it a candidate is scored
+    knowing what the note's loud peaks look like (+1.5 points within 25 cents,
+    20,000 training notes, docs/FMNET.md).
+
     Args:
         sample_inputs: float32 (n, N_INPUT) real candidates' inputs, to adapt the
             normalisation.
-        config: Keys of :data:`DEFAULT_CONFIG` (``width``, ``dropout``).
+        config: Keys of :data:`DEFAULT_CONFIG` (``width``, ``dropout``,
+            ``context``, ``context_candidates``).
 
     Returns:
         A Keras model ``[inputs (B, K, N_INPUT), mask (B, K)] -> logits (B, K)``,
-        any K; a masked candidate's logit is -1e9.
+        any K; a masked candidate's logit is -1e9. Candidates are in the order of
+        :func:`~fmlib.audio.carrier_peaks.candidate_features`, loudest first.
     """
     import keras
-    from keras import layers
+    from keras import layers, ops
 
     cfg = {**DEFAULT_CONFIG, **(config or {})}
     # The candidate axis is left open: training may show a sample of a note's
@@ -136,11 +153,19 @@ def build_ranker(sample_inputs: np.ndarray, *, config: dict[str, Any] | None = N
     mask = keras.Input((None,), name="mask")
     norm = layers.Normalization(axis=-1)
     norm.adapt(np.asarray(sample_inputs, dtype=np.float32))
-    h = norm(inp)
-    width = int(cfg["width"])
-    for w in (width, width, width // 2):
-        h = layers.Dense(w, activation="relu")(h)
-        h = layers.Dropout(float(cfg["dropout"]))(h)
+    width, rate = int(cfg["width"]), float(cfg["dropout"])
+    h = layers.Dropout(rate)(layers.Dense(width, activation="relu")(norm(inp)))
+    n_context = int(cfg["context"])
+    if n_context > 0:
+        top = int(cfg["context_candidates"])
+        real = mask[:, :top, None]
+        # ReLU units are >= 0, so zeroing the padding leaves the maximum right.
+        c = layers.Dense(n_context, activation="relu")(h)[:, :top] * real
+        mean = ops.sum(c, axis=1) / ops.maximum(ops.sum(real, axis=1), 1.0)
+        context = ops.concatenate([ops.max(c, axis=1), mean], axis=-1)
+        h = ops.concatenate([h, ops.zeros_like(h[..., :1]) + context[:, None]], -1)
+    for w in (width, width // 2):
+        h = layers.Dropout(rate)(layers.Dense(w, activation="relu")(h))
     logit = layers.Dense(1)(h)[..., 0] + (mask - 1.0) * 1e9
     return keras.Model([inp, mask], logit, name="carrier_ranker")
 
@@ -262,8 +287,10 @@ def checked_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
     """:data:`DEFAULT_CONFIG` updated by ``config``, its sampling keys checked.
 
     Raises:
-        ValueError: ``train_candidates`` not None or 2..K, or ``train_loudest`` not
-            0..train_candidates - 2; the message starts with the key's name.
+        ValueError: ``train_candidates`` not None or 2..K, ``train_loudest`` not
+            0..train_candidates - 2, ``context`` < 0, or ``context_candidates``
+            not 1..K or (with sampled candidates) above ``train_loudest``; the
+            message starts with the key's name.
     """
     cfg = {**DEFAULT_CONFIG, **(config or {})}
     k = cfg["train_candidates"]
@@ -277,8 +304,22 @@ def checked_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
             f"train_loudest: must be 0..train_candidates - 2 = {int(k) - 2}, "
             f"got {loudest}"
         )
+    context, top = int(cfg["context"]), int(cfg["context_candidates"])
+    if context < 0:
+        raise ValueError(f"context: must be >= 0 (0: none), got {context}")
+    if context and not 1 <= top <= CP.N_CANDIDATES:
+        raise ValueError(f"context_candidates: must be 1..{CP.N_CANDIDATES}, got {top}")
+    if context and k is not None and int(k) < CP.N_CANDIDATES and top > loudest:
+        # A training sample holds the loudest candidates first, then others
+        # drawn at random: only the first train_loudest positions are the
+        # note's loudest, which is what picking pools over.
+        raise ValueError(
+            f"context_candidates: must be <= train_loudest = {loudest} when "
+            f"training on sampled candidates, got {top}"
+        )
     cfg["train_candidates"] = None if k is None else int(k)
     cfg["train_loudest"] = loudest
+    cfg["context"], cfg["context_candidates"] = context, top
     return cfg
 
 
