@@ -28,7 +28,8 @@ Steps, each resumable (rerun the same command):
    features, written atomically; about 2 min 40 s a chunk with 2 workers, 1.9 GB).
 2. The ranker (:func:`fmlib.estimate.carrier_ranker.train_ranker`), saved in
    ``data/models/carrier-ranker-<train>-<n>-s<seed>-e<epochs>[-k<candidates>]
-   [-l<loudest>][-c<context>]/`` (skipped when it exists; about 23 min at the defaults).
+   [-l<loudest>][-c<context>]/`` (skipped when it exists; about 27 min at the
+   defaults).
 3. On the test notes: the picked carrier against the true one (median error, share
    within 25 cents, octave-folded), next to two references with no training: the
    tracked f0 as the carrier, and the loudest peak. Printed and written to

@@ -17,6 +17,10 @@ and B see. Target: the candidate nearest the true carrier when it is within
 :data:`HIT_CENTS` of it; notes with no such candidate (about 12 % under the musical
 prior: the carrier partial is weak or hidden) are left out of training.
 
+Each candidate is scored on its own inputs and on a note-level context: features
+of the note's 24 loudest candidates pooled into one vector (``context``; it lifts
+the share of test notes within 25 cents by about a point, docs/FMNET.md).
+
 Training shows each note its carrier, its loudest candidates and a random sample of
 the others, 48 in all by default, instead of all of them (``train_candidates``,
 ``train_loudest``; a sampled softmax: :func:`sample_candidates`), which cuts the cost
@@ -58,7 +62,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # Candidates a training note shows the network: its carrier, its
     # "train_loudest" loudest candidates and others drawn at random each epoch,
     # this many in all (None: all of them). 48 and 24 train 80,000 notes in
-    # 23 min on 2 cores, where all 192 took 63 min (docs/FMNET.md).
+    # 23 min on 2 cores (26-27 min with the context), where all 192 took
+    # 63 min (docs/FMNET.md).
     "train_candidates": 48,
     "train_loudest": 24,
     # A note-level context: every candidate also sees the max and the mean of
@@ -129,8 +134,9 @@ def build_ranker(sample_inputs: np.ndarray, *, config: dict[str, Any] | None = N
     first ``context_candidates`` candidates, its loudest, and the pooled vector
     is joined to every candidate's before the last two layers. Without it each
     candidate is scored on its own features only; with it a candidate is scored
-    knowing what the note's loud peaks look like (+1.5 points within 25 cents,
-    20,000 training notes, docs/FMNET.md).
+    knowing what the note's loud peaks look like (+1.0 and +2.1 points of test
+    notes within 25 cents for seeds 0 and 1 at 80,000 training notes, about 15 %
+    more time an epoch; docs/FMNET.md).
 
     Args:
         sample_inputs: float32 (n, N_INPUT) real candidates' inputs, to adapt the
