@@ -203,7 +203,7 @@ def main() -> None:
         type=int,
         default=CR.DEFAULT_CONFIG["context"],
         help="units of the note-level context pooled over the loudest "
-        "candidates (0: none, the rankers before 2026-12-08; default: %(default)s)",
+        "candidates (0: none, as in the rankers before it; default: %(default)s)",
     )
     args = ap.parse_args()
     args.train = args.train or [

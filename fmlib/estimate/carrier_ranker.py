@@ -68,7 +68,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "train_loudest": 24,
     # A note-level context: every candidate also sees the max and the mean of
     # this many features of the note's "context_candidates" loudest candidates
-    # (0: none, the rankers trained before 2026-12-08). The loudest are always
+    # (0: none, as the rankers trained before it had). The loudest are always
     # in a training sample (train_loudest >= context_candidates), so training
     # and picking see the same context.
     "context": 64,
