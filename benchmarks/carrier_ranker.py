@@ -183,28 +183,23 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=CR.DEFAULT_CONFIG["epochs"])
-    ap.add_argument(
-        "--train-candidates",
-        type=int,
-        default=CR.DEFAULT_CONFIG["train_candidates"],
-        help="candidates a training note shows, its carrier and others drawn at "
-        f"random each epoch (2..{N_CANDIDATES}, {N_CANDIDATES} for all; "
-        "default: %(default)s)",
-    )
-    ap.add_argument(
-        "--train-loudest",
-        type=int,
-        default=CR.DEFAULT_CONFIG["train_loudest"],
-        help="of those, how many are always the note's loudest "
+    # The ranker's configuration keys this script exposes, each as --key-name.
+    config_help = {
+        "train_candidates": "candidates a training note shows, its carrier and "
+        f"others drawn at random each epoch (2..{N_CANDIDATES}, {N_CANDIDATES} for "
+        "all; default: %(default)s)",
+        "train_loudest": "of those, how many are always the note's loudest "
         "(0..train-candidates - 2; default: %(default)s)",
-    )
-    ap.add_argument(
-        "--context",
-        type=int,
-        default=CR.DEFAULT_CONFIG["context"],
-        help="units of the note-level context pooled over the loudest "
+        "context": "units of the note-level context pooled over the loudest "
         "candidates (0: none, as in the rankers before it; default: %(default)s)",
-    )
+    }
+    for key, text in config_help.items():
+        ap.add_argument(
+            f"--{key.replace('_', '-')}",
+            type=int,
+            default=CR.DEFAULT_CONFIG[key],
+            help=text,
+        )
     args = ap.parse_args()
     args.train = args.train or [
         DATASETS_DIR / "fm-musical-40000-s0",
@@ -214,12 +209,7 @@ def main() -> None:
         if getattr(args, name) < 1:
             print(f"--{name.replace('_', '-')}: must be >= 1", file=sys.stderr)
             sys.exit(2)
-    sampling = {
-        "epochs": args.epochs,
-        "train_candidates": args.train_candidates,
-        "train_loudest": args.train_loudest,
-        "context": args.context,
-    }
+    sampling = {key: getattr(args, key) for key in ("epochs", *config_help)}
     try:  # before the features are read, which takes minutes
         CR.checked_config(sampling)
     except ValueError as err:
