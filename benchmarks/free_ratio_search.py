@@ -47,7 +47,7 @@ Usage::
         [--n 60] [--beam 8] [--seed 0]
     .venv/bin/python benchmarks/free_ratio_search.py --mode basin [--wrong 1 2 3]
 
-Writes ``data/benchmarks/free_ratio_search-<mode>-<dataset>-<n>.json``.
+Writes ``data/benchmarks/free_ratio_search-{cold-b<beam>,basin}-<dataset>-<n>.json``.
 """
 
 from __future__ import annotations
@@ -345,10 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     result["snapped_truth_distance_median"] = float(
         np.median([row["snapped_truth"] for row in notes])
     )
+    mode = f"cold-b{args.beam}" if args.mode == "cold" else "basin"
     out = (
         DATA_DIR
         / "benchmarks"
-        / f"free_ratio_search-{args.mode}-{args.test.name}-{args.n}.json"
+        / f"free_ratio_search-{mode}-{args.test.name}-{args.n}.json"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     finish(result, out, cpu0_s=cpu0, wall0_s=wall0)
