@@ -416,6 +416,29 @@ def test_render_keeps_envelope_timing_after_resampling():
     assert np.abs(y[t > 3.3 + 0.005]).max() < 1e-4
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sustain_is_the_flat_tone_times_the_sustain_level(seed):
+    """Once attack and decay are over, a note is its flat-envelope tone times the
+    sustain level, sample for sample: the envelope only scales, and every
+    operator's phase runs on from t = 0 through it (what
+    ``benchmarks/free_ratio_search.py`` relies on). A one-sample shift of the tone
+    would not match."""
+    patch = random_patch(np.random.default_rng(seed))
+    patch["envelope"] = {
+        "attack_s": 0.3,
+        "decay_s": 0.5,
+        "sustain": 0.4,
+        "release_s": 0.2,
+    }
+    note = render(patch).astype(np.float64)
+    flat = render({**patch, "envelope": FLAT}, duration_s=1.45, note_off_s=1.45)
+    seg = slice(round(1.15 * SR), round(1.40 * SR))
+    want = 0.4 * flat.astype(np.float64)
+    assert np.max(np.abs(note[seg] - want[seg])) < 1e-5
+    shifted = 0.4 * flat[seg.start - 1 : seg.stop - 1]
+    assert np.max(np.abs(note[seg] - shifted)) > 1e-2
+
+
 # ------------------------------------------------------------------ exponential curve
 
 EXP = Envelope(
