@@ -200,16 +200,6 @@ def beam_search(distance, *, beam: int):
     return polish(distance, *coordinate_descent(distance, ratios, indices))
 
 
-def snapped(ratios) -> np.ndarray:
-    """Each ratio replaced by the nearest (in log) of the prior's discrete ratios."""
-    from fmlib.synth import params as P
-
-    grid = np.log(P.DISCRETE_RATIOS)
-    return np.asarray(P.DISCRETE_RATIOS)[
-        np.argmin(np.abs(np.log(ratios)[:, None] - grid[None, :]), axis=1)
-    ]
-
-
 def scrambled(ratios, audible, k: int, rng) -> np.ndarray:
     """``ratios`` with ``k`` of its audible slots (all of them, if fewer) set to other
     discrete ratios drawn uniformly."""
@@ -242,8 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     cpu0, wall0 = time.process_time(), time.time()
 
     from fmlib.datasets.dataset_reader import open_dataset
+    from fmlib.datasets.stats import peak_deviation_hz
     from fmlib.errors import InputError
     from fmlib.estimate import fmnet_targets
+    from fmlib.estimate.model import snap_ratios
     from fmlib.evaluation.parameter_scores import score_column
     from fmlib.paths import DATA_DIR
 
@@ -265,21 +257,13 @@ def main(argv: list[str] | None = None) -> int:
     env = ds.params[["attack_s", "decay_s"]].to_numpy().sum(axis=1)
     static = env <= SEGMENT_S[0]
     carrier, ratios_true, indices_true = truth[:, 0], truth[:, 1:6], truth[:, 6:11]
-    # Peak frequency deviation of the carrier's phase, Hz (sidebands reach c - dev).
-    f5 = ratios_true[:, 4] * carrier
-    f4 = ratios_true[:, 3] * carrier + indices_true[:, 4] * f5
-    f3 = ratios_true[:, 2] * carrier + indices_true[:, 3] * f4
-    deviation = (
-        indices_true[:, 0] * ratios_true[:, 0] * carrier
-        + indices_true[:, 1] * ratios_true[:, 1] * carrier
-        + indices_true[:, 2] * f3
-    )
+    deviation = peak_deviation_hz(truth, algorithm=ds.algorithm)
     runs = ["cold"] if args.mode == "cold" else [f"wrong-{k}" for k in args.wrong]
     preds = {run: truth.copy() for run in runs}
     notes = []
     for i in tqdm(np.flatnonzero(static), desc=args.mode, unit="note"):
         distance = spectrum_distance_fn(ds.read(int(i))[0], float(carrier[i]))
-        snap = snapped(ratios_true[i])
+        snap = snap_ratios(ratios_true[i])
         row = {
             "note": int(i),
             "truth": distance(ratios_true[i], indices_true[i]),
@@ -320,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     # Notes whose ratios are all discrete: the search can reach them exactly.
     exact = np.array([row["snapped_truth"] < 1e-6 for row in notes])
     result["representable_notes"] = int(exact.sum())
-    snapped_all = np.array([snapped(r) for r in ratios_true[kept]])
+    snapped_all = snap_ratios(ratios_true[kept])
     for run in runs:
         found = np.array([row[run]["distance"] for row in notes])
         scores = score_column(preds[run][kept], truth[kept], algorithm=ds.algorithm)

@@ -63,6 +63,7 @@ def test_carson_cascade_by_hand():
     # M3: dev 1*200, top 200 -> F = 100 + 200 + 200 = 500
     # C: dev 2*(100 + 200) = 600, top 500 -> F = 100 + 600 + 500 = 1200
     assert stats.carson_upper_hz(v[None], algorithm="dx7_18")[0] == pytest.approx(1200)
+    assert stats.peak_deviation_hz(v[None], algorithm="dx7_18")[0] == pytest.approx(600)
     # serial graph: M3 -> M2 -> M1 -> C would give another answer
     assert stats.carson_upper_hz(v[None], algorithm="serial")[0] != pytest.approx(1200)
 

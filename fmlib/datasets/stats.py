@@ -210,17 +210,8 @@ def _operator_arrays(df) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     return freq, index
 
 
-def carson_upper_hz(params, *, algorithm: str | None = None) -> np.ndarray:
-    """Upper edge of each note's spectrum by Carson's rule, cascaded (module docstring).
-
-    Args:
-        params: A Dataset, its params DataFrame or an (n, 15) array.
-        algorithm: Operator graph (default: the params' ``algorithm`` column, else
-            ``dx7_18``).
-
-    Returns:
-        float64 array of shape (n,), Hz, before any envelope or low-pass.
-    """
+def _carson(params, algorithm: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """The carrier's peak deviation and Carson upper edge, Hz (module docstring)."""
     df = _frame(params)
     alg = get_algorithm(_algorithm(df, algorithm))
     freq, index = _operator_arrays(df)
@@ -235,7 +226,35 @@ def carson_upper_hz(params, *, algorithm: str | None = None) -> np.ndarray:
             top = np.maximum(top, np.where(active, upper[src], 0.0))
         deviation[op] = dev
         upper[op] = freq[op] + dev + top
-    return upper[CARRIER]
+    return deviation[CARRIER], upper[CARRIER]
+
+
+def carson_upper_hz(params, *, algorithm: str | None = None) -> np.ndarray:
+    """Upper edge of each note's spectrum by Carson's rule, cascaded (module docstring).
+
+    Args:
+        params: A Dataset, its params DataFrame or an (n, 15) array.
+        algorithm: Operator graph (default: the params' ``algorithm`` column, else
+            ``dx7_18``).
+
+    Returns:
+        float64 array of shape (n,), Hz, before any envelope or low-pass.
+    """
+    return _carson(params, algorithm)[1]
+
+
+def peak_deviation_hz(params, *, algorithm: str | None = None) -> np.ndarray:
+    """Peak instantaneous frequency deviation of each note's carrier, Hz: ``Δ`` of the
+    module docstring, cascaded. Where it exceeds the carrier, sidebands fold around
+    0 Hz.
+
+    Args:
+        params, algorithm: As :func:`carson_upper_hz`.
+
+    Returns:
+        float64 array of shape (n,), Hz.
+    """
+    return _carson(params, algorithm)[0]
 
 
 def folded_hz(f_hz: np.ndarray, *, sample_rate: float = P.RENDER_SAMPLE_RATE):
